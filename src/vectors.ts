@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a CLI entry point: its output is the interface.
 /**
  * `deno task vectors FILE.json`: runs Noise test vectors (cacophony JSON format) on every
  * crypto backend and prints one line per backend, then the per-vector total. Exit status 0
@@ -7,8 +8,7 @@
  */
 
 import { resolve } from "node:path";
-import { BACKENDS } from "./channel/backends.ts";
-import { parseVectorFile, runVectors } from "./channel/noise_vectors.ts";
+import { BACKENDS, parseVectorFile, runVectors } from "./channel/mod.ts";
 
 const USAGE = `usage: deno task vectors FILE.json
 

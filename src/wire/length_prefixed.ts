@@ -1,0 +1,92 @@
+/**
+ * Length-prefixed binary frames over a byte stream.
+ *
+ * Wire format: each frame is a 4-byte big-endian unsigned length L followed by L bytes. A
+ * decoder refuses any L above its maximum before buffering a single byte of the body, so a
+ * peer cannot make it allocate more than the maximum plus one read.
+ *
+ * @module
+ */
+
+/** Size of the length prefix. */
+export const LENGTH_PREFIX_LEN = 4;
+
+/** A frame on the stream is malformed or larger than allowed; the stream must be closed. */
+export class FrameError extends RangeError {
+  override readonly name = "FrameError";
+}
+
+/**
+ * One frame: the length prefix followed by `body`.
+ *
+ * @throws RangeError when body is longer than 2^32-1 bytes
+ */
+export function encodeFrame(body: Uint8Array): Uint8Array {
+  if (body.length > 0xffff_ffff) throw new RangeError("frame body exceeds 2^32-1 bytes");
+  const out = new Uint8Array(LENGTH_PREFIX_LEN + body.length);
+  new DataView(out.buffer).setUint32(0, body.length);
+  out.set(body, LENGTH_PREFIX_LEN);
+  return out;
+}
+
+/**
+ * Incremental decoder: push bytes as they arrive, take whole frames out.
+ *
+ * @example
+ * ```ts
+ * const decoder = new FrameDecoder(65544);
+ * decoder.push(chunk);
+ * for (let f = decoder.next(); f; f = decoder.next()) handle(f);
+ * ```
+ */
+export class FrameDecoder {
+  readonly #max: number;
+  #buffer = new Uint8Array(0);
+  #start = 0;
+  #end = 0;
+
+  /** @param maxFrameLen the largest body accepted */
+  constructor(maxFrameLen: number) {
+    this.#max = maxFrameLen;
+  }
+
+  /** Bytes buffered and not yet returned as a frame. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Appends received bytes (copied). */
+  push(chunk: Uint8Array): void {
+    if (this.#end + chunk.length > this.#buffer.length) {
+      const live = this.#end - this.#start;
+      const size = Math.max(live + chunk.length, Math.min(this.#buffer.length * 2, this.#max + 8));
+      const next = size <= this.#buffer.length ? this.#buffer : new Uint8Array(size);
+      next.set(this.#buffer.subarray(this.#start, this.#end), 0);
+      this.#buffer = next;
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#buffer.set(chunk, this.#end);
+    this.#end += chunk.length;
+  }
+
+  /**
+   * The next whole frame body (a copy), or undefined when more bytes are needed.
+   *
+   * @throws FrameError when the announced length exceeds the maximum
+   */
+  next(): Uint8Array | undefined {
+    const available = this.#end - this.#start;
+    if (available < LENGTH_PREFIX_LEN) return undefined;
+    const length = new DataView(this.#buffer.buffer, this.#start, LENGTH_PREFIX_LEN).getUint32(0);
+    if (length > this.#max) {
+      throw new FrameError(`frame of ${length} bytes exceeds the maximum of ${this.#max}`);
+    }
+    if (available < LENGTH_PREFIX_LEN + length) return undefined;
+    const bodyStart = this.#start + LENGTH_PREFIX_LEN;
+    const body = this.#buffer.slice(bodyStart, bodyStart + length);
+    this.#start = bodyStart + length;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    return body;
+  }
+}
