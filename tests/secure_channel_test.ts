@@ -63,6 +63,7 @@ Deno.test("a sat enrolls with a ticket, both pin each other, and data flows both
   assert.deepEqual(s.handshakeHash, p.handshakeHash);
   assert.ok(sat.trust.isTrusted(proxy.identity.identifier));
   assert.ok(proxy.trust.isTrusted(sat.identity.identifier));
+  assert.ok(s.enrolled && p.enrolled);
   await s.send(bytes("hello"));
   assert.equal(text(await p.receive()), "hello");
   await p.send(bytes("hello, my friend"));
@@ -73,6 +74,7 @@ Deno.test("a sat enrolls with a ticket, both pin each other, and data flows both
 
   // After enrollment both are pinned: a second channel needs no ticket.
   const again = await connect(sat, proxy);
+  assert.equal(value(again.responded).enrolled, false);
   await value(again.initiated).close();
   await value(again.responded).close();
 });

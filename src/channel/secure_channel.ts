@@ -176,6 +176,7 @@ export class SecureChannel {
   readonly #session: TransportSession;
   readonly #peer: string;
   readonly #handshakeHash: Uint8Array;
+  readonly #enrolled: boolean;
   #dropped = 0;
 
   private constructor(
@@ -183,11 +184,13 @@ export class SecureChannel {
     session: TransportSession,
     peer: string,
     handshakeHash: Uint8Array,
+    enrolled: boolean,
   ) {
     this.#transport = transport;
     this.#session = session;
     this.#peer = peer;
     this.#handshakeHash = handshakeHash;
+    this.#enrolled = enrolled;
   }
 
   /**
@@ -250,7 +253,7 @@ export class SecureChannel {
           );
         }
         if (ticket) await options.trust.pin(identifier);
-        return new SecureChannel(transport, session, identifier, hs.handshakeHash());
+        return new SecureChannel(transport, session, identifier, hs.handshakeHash(), !!ticket);
       } catch (error) {
         hs.destroy();
         transport.close();
@@ -304,7 +307,13 @@ export class SecureChannel {
           throw new TrustError(`refused ${identifier}: ${decision.reason}`, identifier);
         }
         await transport.send(session.sealReady());
-        return new SecureChannel(transport, session, identifier, hs.handshakeHash());
+        return new SecureChannel(
+          transport,
+          session,
+          identifier,
+          hs.handshakeHash(),
+          presentation !== undefined,
+        );
       } catch (error) {
         hs.destroy();
         transport.close();
@@ -321,6 +330,11 @@ export class SecureChannel {
   /** The Noise handshake hash: a unique name for this session, the same on both ends. */
   get handshakeHash(): Uint8Array {
     return this.#handshakeHash.slice();
+  }
+
+  /** True when this channel enrolled the peer with a ticket (which is now used up). */
+  get enrolled(): boolean {
+    return this.#enrolled;
   }
 
   /** Frames dropped as duplicates or older than the replay window. */

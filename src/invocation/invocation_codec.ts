@@ -1,0 +1,277 @@
+/**
+ * Messages of the invocation protocol, the application protocol that proxy and sat speak
+ * inside the secure channel. Many invocations share one channel; each message is one channel
+ * payload (at most MAX_PAYLOAD_LEN bytes).
+ *
+ * Layout of every message:
+ *
+ * ```
+ * offset  size  field
+ * 0       1     type: 1 HELLO, 2 INVOKE, 3 BODY, 4 RESULT, 5 CANCEL
+ * 1       1     flags: bit 0 END (the last chunk of this invocation's body or result)
+ * 2       4     id: invocation id, big-endian u32 (0 for HELLO)
+ * 6       rest  type-specific:
+ *   HELLO   JSON {"functions": [names]}                       sat → proxy, once, first
+ *   INVOKE  u16 JSON length, JSON InvokeHeader, body chunk    proxy → sat
+ *   BODY    body chunk (continues an INVOKE or a RESULT)       either way
+ *   RESULT  u16 JSON length, JSON ResultHeader, output chunk  sat → proxy
+ *   CANCEL  empty                                             proxy → sat
+ * ```
+ *
+ * An INVOKE or RESULT without END is followed by BODY messages with the same id until one
+ * carries END. Decoding is strict: a wrong size, an unknown type or flag, or JSON of the wrong
+ * shape throws InvocationProtocolError, and the receiver ends the channel.
+ *
+ * @module
+ */
+
+import { MAX_PAYLOAD_LEN } from "../channel/mod.ts";
+
+/** Message types. */
+export const HELLO = 1;
+/** A new invocation (proxy → sat). */
+export const INVOKE = 2;
+/** A further chunk of a body or result. */
+export const BODY = 3;
+/** The start of an invocation's result (sat → proxy). */
+export const RESULT = 4;
+/** The proxy no longer wants this invocation's result. */
+export const CANCEL = 5;
+
+/** Flag: last chunk. */
+export const FLAG_END = 1;
+/** Size of the fixed message header. */
+export const MESSAGE_HEADER_LEN = 6;
+/** Largest body chunk one message carries after its headers. */
+export const MAX_CHUNK_LEN: number = MAX_PAYLOAD_LEN - MESSAGE_HEADER_LEN - 2;
+/** Largest JSON header of an INVOKE or RESULT. */
+export const MAX_JSON_HEADER_LEN = 16 * 1024;
+
+/** What the proxy asks a sat to run. */
+export interface InvokeHeader {
+  /** The runnable's name. */
+  readonly fn: string;
+  /** The HTTP method of the request. */
+  readonly method: string;
+  /** Path and query of the request. */
+  readonly url: string;
+  /** The request id that follows the request through proxy and sat. */
+  readonly requestId: string;
+  /** Request headers, lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** URL parameters from the route. */
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/** How an invocation ended. */
+export type ResultHeader =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly code: number; readonly message: string };
+
+/** A decoded message. */
+export type InvocationMessage =
+  | { readonly type: typeof HELLO; readonly functions: readonly string[] }
+  | {
+    readonly type: typeof INVOKE;
+    readonly id: number;
+    readonly end: boolean;
+    readonly header: InvokeHeader;
+    readonly chunk: Uint8Array;
+  }
+  | {
+    readonly type: typeof BODY;
+    readonly id: number;
+    readonly end: boolean;
+    readonly chunk: Uint8Array;
+  }
+  | {
+    readonly type: typeof RESULT;
+    readonly id: number;
+    readonly end: boolean;
+    readonly header: ResultHeader;
+    readonly chunk: Uint8Array;
+  }
+  | { readonly type: typeof CANCEL; readonly id: number };
+
+/** A peer sent a message that breaks the protocol. */
+export class InvocationProtocolError extends Error {
+  override readonly name = "InvocationProtocolError";
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function frame(type: number, end: boolean, id: number, size: number): [Uint8Array, number] {
+  const out = new Uint8Array(MESSAGE_HEADER_LEN + size);
+  out[0] = type;
+  out[1] = end ? FLAG_END : 0;
+  new DataView(out.buffer).setUint32(2, id);
+  return [out, MESSAGE_HEADER_LEN];
+}
+
+function withJson(type: number, id: number, end: boolean, json: unknown, chunk: Uint8Array) {
+  const text = encoder.encode(JSON.stringify(json));
+  if (text.length > MAX_JSON_HEADER_LEN) {
+    throw new RangeError(
+      `invocation header of ${text.length} bytes exceeds ${MAX_JSON_HEADER_LEN}`,
+    );
+  }
+  if (chunk.length > MAX_CHUNK_LEN - text.length) {
+    throw new RangeError("chunk too large for one message");
+  }
+  const [out, offset] = frame(type, end, id, 2 + text.length + chunk.length);
+  new DataView(out.buffer).setUint16(offset, text.length);
+  out.set(text, offset + 2);
+  out.set(chunk, offset + 2 + text.length);
+  return out;
+}
+
+/** HELLO: the functions this sat can run. */
+export function encodeHello(functions: readonly string[]): Uint8Array {
+  const text = encoder.encode(JSON.stringify({ functions }));
+  const [out, offset] = frame(HELLO, true, 0, text.length);
+  out.set(text, offset);
+  return out;
+}
+
+/**
+ * INVOKE with the first chunk of the body.
+ *
+ * @throws RangeError when the header and chunk do not fit one message
+ */
+export function encodeInvoke(
+  id: number,
+  header: InvokeHeader,
+  chunk: Uint8Array,
+  end: boolean,
+): Uint8Array {
+  return withJson(INVOKE, id, end, header, chunk);
+}
+
+/** RESULT with the first chunk of the output. */
+export function encodeResult(
+  id: number,
+  header: ResultHeader,
+  chunk: Uint8Array,
+  end: boolean,
+): Uint8Array {
+  return withJson(RESULT, id, end, header, chunk);
+}
+
+/** BODY: a further chunk. */
+export function encodeBody(id: number, chunk: Uint8Array, end: boolean): Uint8Array {
+  const [out, offset] = frame(BODY, end, id, chunk.length);
+  out.set(chunk, offset);
+  return out;
+}
+
+/** CANCEL. */
+export function encodeCancel(id: number): Uint8Array {
+  return frame(CANCEL, true, id, 0)[0];
+}
+
+/** Room for the first chunk after a JSON header of `headerJson` (for splitting bodies). */
+export function firstChunkRoom(json: unknown): number {
+  return MAX_CHUNK_LEN - encoder.encode(JSON.stringify(json)).length;
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch (cause) {
+    throw new InvocationProtocolError("a message carries invalid JSON", { cause });
+  }
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    Object.values(value).every((v) => typeof v === "string");
+}
+
+function checkInvokeHeader(value: unknown): InvokeHeader {
+  const v = value as Record<string, unknown>;
+  if (
+    typeof v !== "object" || v === null || typeof v.fn !== "string" ||
+    typeof v.method !== "string" || typeof v.url !== "string" ||
+    typeof v.requestId !== "string" || !isStringRecord(v.headers) || !isStringRecord(v.params)
+  ) {
+    throw new InvocationProtocolError("INVOKE header has the wrong shape");
+  }
+  return v as unknown as InvokeHeader;
+}
+
+function checkResultHeader(value: unknown): ResultHeader {
+  const v = value as Record<string, unknown>;
+  if (typeof v === "object" && v !== null && v.ok === true) return { ok: true };
+  if (
+    typeof v === "object" && v !== null && v.ok === false && Number.isInteger(v.code) &&
+    typeof v.message === "string"
+  ) {
+    return { ok: false, code: v.code as number, message: v.message };
+  }
+  throw new InvocationProtocolError("RESULT header has the wrong shape");
+}
+
+/**
+ * Decodes one message.
+ *
+ * @throws InvocationProtocolError on anything malformed
+ */
+export function decodeInvocationMessage(bytes: Uint8Array): InvocationMessage {
+  if (bytes.length < MESSAGE_HEADER_LEN) {
+    throw new InvocationProtocolError(`message of ${bytes.length} bytes is truncated`);
+  }
+  const type = bytes[0]!;
+  const flags = bytes[1]!;
+  if (flags & ~FLAG_END) throw new InvocationProtocolError(`unknown flags ${flags}`);
+  const end = flags === FLAG_END;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const id = view.getUint32(2);
+  const rest = bytes.subarray(MESSAGE_HEADER_LEN);
+  const withHeader = (): [unknown, Uint8Array] => {
+    if (rest.length < 2) throw new InvocationProtocolError("message is truncated");
+    const length = view.getUint16(MESSAGE_HEADER_LEN);
+    if (length > MAX_JSON_HEADER_LEN || 2 + length > rest.length) {
+      throw new InvocationProtocolError("message header length is out of range");
+    }
+    return [parseJson(rest.subarray(2, 2 + length)), rest.subarray(2 + length)];
+  };
+  switch (type) {
+    case HELLO: {
+      const hello = parseJson(rest) as { functions?: unknown };
+      if (
+        id !== 0 || !end || !Array.isArray(hello?.functions) ||
+        !hello.functions.every((f) => typeof f === "string")
+      ) {
+        throw new InvocationProtocolError("HELLO has the wrong shape");
+      }
+      return { type, functions: hello.functions as string[] };
+    }
+    case INVOKE: {
+      const [json, chunk] = withHeader();
+      return { type, id, end, header: checkInvokeHeader(json), chunk };
+    }
+    case RESULT: {
+      const [json, chunk] = withHeader();
+      return { type, id, end, header: checkResultHeader(json), chunk };
+    }
+    case BODY:
+      return { type, id, end, chunk: rest };
+    case CANCEL:
+      if (rest.length !== 0 || !end) {
+        throw new InvocationProtocolError("CANCEL has the wrong shape");
+      }
+      return { type, id };
+    default:
+      throw new InvocationProtocolError(`unknown message type ${type}`);
+  }
+}
+
+/** Splits `body` into the first chunk (after a JSON header) and the rest, in chunk order. */
+export function splitChunks(body: Uint8Array, firstRoom: number): Uint8Array[] {
+  const chunks = [body.subarray(0, Math.max(0, firstRoom))];
+  for (let offset = chunks[0]!.length; offset < body.length; offset += MAX_CHUNK_LEN) {
+    chunks.push(body.subarray(offset, offset + MAX_CHUNK_LEN));
+  }
+  return chunks;
+}

@@ -1,0 +1,28 @@
+/**
+ * Invocation protocol: many concurrent function invocations, with chunked bodies and
+ * cancellation, over one secure channel between proxy and sat.
+ *
+ * @module
+ */
+
+export {
+  decodeInvocationMessage,
+  InvocationProtocolError,
+  type InvokeHeader,
+  MAX_CHUNK_LEN,
+  type ResultHeader,
+} from "./invocation_codec.ts";
+export {
+  type InvokeOptions,
+  type InvokeOutcome,
+  OutputTooLargeError,
+  SatConnection,
+  type SatConnectionOptions,
+  SatGoneError,
+} from "./sat_connection.ts";
+export {
+  type InvocationRunner,
+  type RunOutcome,
+  serveInvocations,
+  type ServeInvocationsOptions,
+} from "./serve_invocations.ts";

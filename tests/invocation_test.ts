@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
+import {
+  decodeInvocationMessage,
+  InvocationProtocolError,
+  type InvokeHeader,
+  MAX_CHUNK_LEN,
+  type RunOutcome,
+  SatConnection,
+  SatGoneError,
+  serveInvocations,
+} from "../src/invocation/mod.ts";
+import {
+  encodeBody,
+  encodeCancel,
+  encodeHello,
+  encodeInvoke,
+  encodeResult,
+} from "../src/invocation/invocation_codec.ts";
+import { memoryTransportPair } from "../src/wire/mod.ts";
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+function header(fn: string, extra: Partial<InvokeHeader> = {}): InvokeHeader {
+  return { fn, method: "POST", url: "/x", requestId: "r1", headers: {}, params: {}, ...extra };
+}
+
+async function channels(): Promise<[SecureChannel, SecureChannel]> {
+  const sat = Identity.generate();
+  const proxy = Identity.generate();
+  const [a, b] = memoryTransportPair();
+  return await Promise.all([
+    SecureChannel.initiate(a, {
+      identity: sat,
+      trust: await TrustPolicy.open({ allow: [proxy.identifier] }),
+    }),
+    SecureChannel.respond(b, {
+      identity: proxy,
+      trust: await TrustPolicy.open({ allow: [sat.identifier] }),
+    }),
+  ]);
+}
+
+async function setUp(
+  runner: (h: InvokeHeader, body: Uint8Array, signal: AbortSignal) => Promise<RunOutcome>,
+) {
+  const [satChannel, proxyChannel] = await channels();
+  const served = serveInvocations(satChannel, ["echo", "hello"], runner);
+  const sat = await SatConnection.accept(proxyChannel);
+  return { sat, served, satChannel };
+}
+
+Deno.test("the codec round-trips every message type and refuses malformed ones", () => {
+  const h = header("hello", { headers: { "content-type": "text/plain" }, params: { a: "1" } });
+  assert.deepEqual(decodeInvocationMessage(encodeHello(["a", "b"])), {
+    type: 1,
+    functions: ["a", "b"],
+  });
+  const invoke = decodeInvocationMessage(encodeInvoke(7, h, bytes("body"), true));
+  assert.deepEqual(invoke, { type: 2, id: 7, end: true, header: h, chunk: bytes("body") });
+  assert.deepEqual(decodeInvocationMessage(encodeBody(7, bytes("more"), false)), {
+    type: 3,
+    id: 7,
+    end: false,
+    chunk: bytes("more"),
+  });
+  const failed = encodeResult(
+    9,
+    { ok: false, code: 404, message: "nope" },
+    new Uint8Array(0),
+    true,
+  );
+  assert.deepEqual(decodeInvocationMessage(failed), {
+    type: 4,
+    id: 9,
+    end: true,
+    header: { ok: false, code: 404, message: "nope" },
+    chunk: new Uint8Array(0),
+  });
+  assert.deepEqual(decodeInvocationMessage(encodeCancel(3)), { type: 5, id: 3 });
+
+  const valid = encodeInvoke(7, h, bytes("body"), true);
+  for (let cut = 0; cut < valid.length - 4; cut++) {
+    // Cutting into the header or its JSON is always caught; cutting the body is just a shorter body.
+    if (cut < 8 + new DataView(valid.buffer).getUint16(6)) {
+      assert.throws(() => decodeInvocationMessage(valid.subarray(0, cut)), InvocationProtocolError);
+    }
+  }
+  const badType = valid.slice();
+  badType[0] = 99;
+  assert.throws(() => decodeInvocationMessage(badType), InvocationProtocolError);
+  const badFlags = valid.slice();
+  badFlags[1] = 2;
+  assert.throws(() => decodeInvocationMessage(badFlags), InvocationProtocolError);
+  const badJson = encodeInvoke(7, { ...h, fn: 5 as unknown as string }, bytes(""), true);
+  assert.throws(() => decodeInvocationMessage(badJson), InvocationProtocolError);
+});
+
+Deno.test("many concurrent invocations share one channel and each gets its own result", async () => {
+  const { sat, served } = await setUp(async (h, body) => {
+    await new Promise((r) => setTimeout(r, Math.random() * 5));
+    return { ok: true, output: bytes(`${h.fn}:${text(body)}`) };
+  });
+  assert.deepEqual([...sat.functions], ["echo", "hello"]);
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => sat.invoke(header("echo"), bytes(`n${i}`))),
+  );
+  results.forEach((r, i) => assert.deepEqual(r, { ok: true, output: bytes(`echo:n${i}`) }));
+  assert.equal(sat.inFlight, 0);
+  await sat.close();
+  assert.equal(await served, undefined);
+});
+
+Deno.test("bodies and outputs larger than one channel message travel in chunks", async () => {
+  const { sat, served } = await setUp((_, body) => {
+    const output = new Uint8Array(body.length * 2);
+    output.set(body);
+    output.set(body, body.length);
+    return Promise.resolve({ ok: true, output });
+  });
+  for (const size of [0, MAX_CHUNK_LEN - 200, MAX_CHUNK_LEN * 3 + 17, 1_000_000]) {
+    const body = crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)));
+    const big = new Uint8Array(size);
+    for (let o = 0; o < size; o += body.length) big.set(body.subarray(0, size - o), o);
+    const result = await sat.invoke(header("echo"), big);
+    assert.equal(result.ok, true);
+    const output = (result as { output: Uint8Array }).output;
+    assert.equal(output.length, size * 2);
+    assert.deepEqual(output.subarray(0, size), big);
+    assert.deepEqual(output.subarray(size), big);
+  }
+  await sat.close();
+  await served;
+});
+
+Deno.test("a function error comes back with its code and message", async () => {
+  const { sat, served } = await setUp(() =>
+    Promise.resolve({ ok: false, code: 418, message: "short and stout" })
+  );
+  assert.deepEqual(await sat.invoke(header("hello"), bytes("")), {
+    ok: false,
+    code: 418,
+    message: "short and stout",
+  });
+  await sat.close();
+  await served;
+});
+
+Deno.test("aborting an invocation cancels it on the sat", async () => {
+  let seenAbort: (reason: unknown) => void;
+  const aborted = new Promise((resolve) => (seenAbort = resolve));
+  const { sat, served } = await setUp((_, __, signal) =>
+    new Promise((_, reject) => {
+      signal.addEventListener("abort", () => {
+        seenAbort(signal.reason);
+        reject(signal.reason);
+      });
+    })
+  );
+  const controller = new AbortController();
+  const call = sat.invoke(header("hello"), bytes(""), { signal: controller.signal });
+  await new Promise((r) => setTimeout(r, 10));
+  controller.abort(new Error("client went away"));
+  await assert.rejects(call, /client went away/);
+  assert.match(String(await aborted), /cancelled by the proxy/);
+  assert.equal(sat.inFlight, 0);
+  await sat.close();
+  await served;
+});
+
+Deno.test("a sat that goes away fails its in-flight invocations with SatGoneError", async () => {
+  const { sat, served, satChannel } = await setUp(() => new Promise(() => {}));
+  const call = sat.invoke(header("hello"), bytes(""));
+  await new Promise((r) => setTimeout(r, 10));
+  await satChannel.close();
+  await assert.rejects(call, SatGoneError);
+  await assert.rejects(() => sat.invoke(header("hello"), bytes("")), SatGoneError);
+  await served;
+});
