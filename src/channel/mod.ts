@@ -50,8 +50,16 @@ export {
   type SecureChannelOptions,
   TrustError,
 } from "./secure_channel.ts";
-export { identifierOf, Identity, isIdentifier } from "./identity.ts";
-export { loadOrCreateIdentity, type Role, stateDirPath, StateFileError } from "./state_dir.ts";
+export { identifierOf, Identity, isIdentifier, verifyIdentitySignature } from "./identity.ts";
+export {
+  ensureStateDir,
+  loadOrCreateIdentity,
+  readStateFile,
+  type Role,
+  stateDirPath,
+  StateFileError,
+  writeStateFile,
+} from "./state_dir.ts";
 export { encodeTicket, parseTicket, type Ticket } from "./ticket.ts";
 export { type TrustDecision, TrustPolicy, type TrustPolicyOptions } from "./trust_policy.ts";
 export { constantTimeEqual } from "./constant_time.ts";
