@@ -1,0 +1,25 @@
+/**
+ * The parts of {@linkcode RunnablePool} that only `Runnable` uses: keyed by symbols that
+ * mod.ts does not export, so they stay out of the public surface.
+ *
+ * @module
+ */
+
+import type { RunnableSpec } from "./_protocol.ts";
+import type { RunnableLog } from "./runnable.ts";
+
+/** `pool[SUBMIT](runnable, input, request, signal)`: queues one job. */
+export const SUBMIT: unique symbol = Symbol("RunnablePool.submit");
+/** `pool[RETAIN]()`: a runnable starts using the pool. */
+export const RETAIN: unique symbol = Symbol("RunnablePool.retain");
+/** `pool[RELEASE](key)`: a runnable is closed; workers drop its module. */
+export const RELEASE: unique symbol = Symbol("RunnablePool.release");
+/** `pool[ADOPT]()`: the pool was made for its runnables and closes when the last one does. */
+export const ADOPT: unique symbol = Symbol("RunnablePool.adopt");
+
+/** A loaded runnable as the pool sees it. */
+export interface PoolRunnable extends RunnableSpec {
+  module: WebAssembly.Module;
+  timeoutMs: number;
+  log: RunnableLog | undefined;
+}

@@ -1,0 +1,286 @@
+/**
+ * A WebAssembly function that follows Suborbital's runnable ABI, compiled once and run in a
+ * {@linkcode RunnablePool}'s workers.
+ *
+ * @module
+ */
+
+import { instrument, MAX_WASM32_PAGES } from "./_instrument.ts";
+import { ADOPT, type PoolRunnable, RELEASE, RETAIN, SUBMIT } from "./_pool_internals.ts";
+import { RunnableError } from "./runnable_error.ts";
+import { RunnablePool, type RunnablePoolOptions } from "./runnable_pool.ts";
+
+/** A job's time limit unless told otherwise: 10 s. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** A runnable's memory limit unless told otherwise: 1024 pages of 64 KiB, 64 MiB. */
+export const DEFAULT_MAX_MEMORY_PAGES = 1024;
+
+/** The exports of Suborbital's ABI, and their kinds. */
+const REQUIRED_EXPORTS: ReadonlyArray<readonly [string, WebAssembly.ImportExportKind]> = [
+  ["allocate", "function"],
+  ["deallocate", "function"],
+  ["run_e", "function"],
+  ["memory", "memory"],
+];
+/** Import modules whose functions the host provides, or stubs that fail the job. */
+const IMPORT_MODULES = ["env", "wasi_snapshot_preview1"];
+/** The host functions implemented so far. */
+const SUPPORTED_IMPORTS = [
+  "return_result",
+  "return_error",
+  "log_msg",
+  "request_get_field",
+  "get_ffi_result",
+];
+
+/** A job's outcome: the output, or an error with a status code and a message. */
+export type RunResult =
+  | { ok: true; output: Uint8Array }
+  | { ok: false; code: number; message: string };
+
+/**
+ * The request a job serves, as `env.request_get_field` exposes it: field type 0 reads
+ * `method`, `url`, `id` and `body`; 1 a string field of a JSON object body; 2 `headers`
+ * (names compared case-insensitively; give them in lower case); 3 `params` (URL parameters);
+ * 4 `state`; 5 a query parameter of `url`.
+ */
+export interface RequestInfo {
+  /** HTTP method, such as `POST`. */
+  method: string;
+  /** Request URL (a path with a query is enough for query parameters). */
+  url: string;
+  /** The request's identifier, also given to log messages as `requestId`. */
+  id: string;
+  /** The raw body. */
+  body: Uint8Array;
+  /** Headers by lower-case name. */
+  headers: Record<string, string>;
+  /** URL parameters of the route, such as `id` in `/users/:id`. */
+  params: Record<string, string>;
+  /** Values that earlier steps of the handler stored. */
+  state: Record<string, Uint8Array>;
+}
+
+/** Severity of a runnable's log message (`log_msg` levels 1 to 4; others read as info). */
+export type RunnableLogLevel = "error" | "warn" | "info" | "debug";
+
+/** Context of a runnable's log message (or of the pool's message about the runnable). */
+export interface RunnableLogFields {
+  /** The runnable's name. */
+  runnable: string;
+  /** The job's ident, when the message comes from a job. */
+  ident?: number;
+  /** `RequestInfo.id` of the job's request, if it had one. */
+  requestId?: string;
+}
+
+/** Receives log messages; the shape of the other layers' `log` options. */
+export type RunnableLog = (
+  level: RunnableLogLevel,
+  message: string,
+  fields: RunnableLogFields,
+) => void;
+
+/** Options of {@linkcode Runnable.load}. */
+export interface RunnableOptions extends RunnablePoolOptions {
+  /** Most time a job may run, in ms (default {@linkcode DEFAULT_TIMEOUT_MS}). */
+  timeoutMs?: number;
+  /** Most 64 KiB pages of memory (default {@linkcode DEFAULT_MAX_MEMORY_PAGES}). */
+  maxMemoryPages?: number;
+  /**
+   * Receives the module's `log_msg` calls, after the job (at most 100 messages and 64 KiB per
+   * job), and the pool's messages about the runnable. Default: dropped.
+   */
+  log?: RunnableLog;
+  /**
+   * Workers to run in. Default: a pool of the runnable's own, made with `concurrency` and
+   * `workerPermissions`, closed by {@linkcode Runnable.close}.
+   */
+  pool?: RunnablePool;
+}
+
+/** Options of one {@linkcode Runnable.run}. */
+export interface RunOptions {
+  /** Aborting rejects the job with the signal's reason and stops its code. */
+  signal?: AbortSignal;
+}
+
+let nextKey = 1;
+
+/**
+ * A loaded runnable.
+ *
+ * Each job: `ptr = allocate(len)`, the input written at `ptr`, `run_e(ptr, len, ident)` with a
+ * random non-negative int32 `ident`, the `return_result` or `return_error` the module made for
+ * that ident collected, then `deallocate(ptr, len)`. A trap, an unsupported host call, the time
+ * limit or the memory limit fail the job (code 500) but never the caller: `run` resolves to a
+ * {@linkcode RunResult} in every such case.
+ *
+ * @example
+ * ```ts
+ * const bytes = await Deno.readFile("runnables/helloworld-rs/helloworld-rs.wasm");
+ * using hello = await Runnable.load("helloworld-rs", bytes, { timeoutMs: 1000 });
+ * const result = await hello.run(new TextEncoder().encode("my friend"));
+ * if (result.ok) new TextDecoder().decode(result.output); // "hello, my friend"
+ * ```
+ */
+export class Runnable {
+  /** The runnable's name, as steps of a Directive call it. */
+  readonly name: string;
+  /** Most time a job may run, in ms. */
+  readonly timeoutMs: number;
+  /** Most 64 KiB pages of memory. */
+  readonly maxMemoryPages: number;
+  /**
+   * Host functions the module imports that the host does not implement yet
+   * (`"env.cache_get"`...): a job that calls one fails, naming it.
+   */
+  readonly unsupportedImports: readonly string[];
+  readonly #runnable: PoolRunnable;
+  readonly #pool: RunnablePool;
+  #closed = false;
+
+  private constructor(runnable: PoolRunnable, pool: RunnablePool, unsupportedImports: string[]) {
+    this.name = runnable.name;
+    this.timeoutMs = runnable.timeoutMs;
+    this.maxMemoryPages = runnable.maxMemoryPages;
+    this.unsupportedImports = Object.freeze(unsupportedImports);
+    this.#runnable = runnable;
+    this.#pool = pool;
+    pool[RETAIN]();
+  }
+
+  /**
+   * Compiles a runnable once, with its memory capped and its code made interruptible.
+   *
+   * @param name the runnable's name, used in every message about it
+   * @param bytes the WebAssembly module
+   * @param options limits, log, and the pool to run in
+   * @returns the runnable, ready to run
+   * @throws {RunnableError} the bytes are not WebAssembly, an export of the ABI is missing, an
+   *   import cannot be provided, or the memory starts above `maxMemoryPages`
+   * @throws {TypeError} `name` is empty or `bytes` is not a Uint8Array
+   * @throws {RangeError} `timeoutMs` or `maxMemoryPages` is out of range
+   */
+  static async load(
+    name: string,
+    bytes: Uint8Array,
+    options: RunnableOptions = {},
+  ): Promise<Runnable> {
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError(`a runnable needs a non-empty name, got ${JSON.stringify(name)}`);
+    }
+    if (!(bytes instanceof Uint8Array)) {
+      throw new TypeError(`runnable "${name}": bytes must be a Uint8Array`);
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new RangeError(
+        `runnable "${name}": timeoutMs must be a positive number, got ${timeoutMs}`,
+      );
+    }
+    const maxMemoryPages = options.maxMemoryPages ?? DEFAULT_MAX_MEMORY_PAGES;
+    if (
+      !Number.isSafeInteger(maxMemoryPages) || maxMemoryPages < 1 ||
+      maxMemoryPages > MAX_WASM32_PAGES
+    ) {
+      throw new RangeError(
+        `runnable "${name}": maxMemoryPages must be an integer from 1 to ${MAX_WASM32_PAGES}, got ${maxMemoryPages}`,
+      );
+    }
+
+    // WebAssembly's BufferSource excludes shared memory: copy such bytes.
+    const source = bytes.buffer instanceof ArrayBuffer
+      ? bytes as Uint8Array<ArrayBuffer>
+      : new Uint8Array(bytes);
+    const fail = (message: string, cause?: unknown) =>
+      new RunnableError(`runnable "${name}" ${message}`, { runnable: name, cause });
+    if (!WebAssembly.validate(source)) {
+      const cause = await WebAssembly.compile(source).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      throw fail(`is not a valid WebAssembly module: ${cause}`, cause);
+    }
+    let module: WebAssembly.Module;
+    try {
+      module = await WebAssembly.compile(instrument(source, { maxMemoryPages }).bytes);
+    } catch (error) {
+      throw fail(`cannot be sandboxed: ${error instanceof Error ? error.message : error}`, error);
+    }
+
+    const exports = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
+    const missing = REQUIRED_EXPORTS.filter(([name, kind]) => exports.get(name) !== kind);
+    if (missing.length > 0) {
+      const list = missing.map(([name, kind]) => `"${name}" (${kind})`).join(", ");
+      throw fail(
+        `does not export ${list}; a runnable must export allocate, deallocate, run_e and memory ` +
+          "(Suborbital's runnable ABI)",
+      );
+    }
+    const unsupported: string[] = [];
+    const refused: string[] = [];
+    for (const { module: from, name: field, kind } of WebAssembly.Module.imports(module)) {
+      const label = `${from}.${field} (${kind})`;
+      if (kind !== "function" || !IMPORT_MODULES.includes(from)) refused.push(label);
+      else if (from !== "env" || !SUPPORTED_IMPORTS.includes(field)) {
+        unsupported.push(`${from}.${field}`);
+      }
+    }
+    if (refused.length > 0) {
+      throw fail(
+        `imports ${refused.join(", ")}, which the host cannot provide; it provides functions of ` +
+          `${IMPORT_MODULES.map((m) => `"${m}"`).join(" and ")} only`,
+      );
+    }
+
+    const pool = options.pool ?? new RunnablePool(options);
+    if (!options.pool) pool[ADOPT]();
+    if (pool.closed) throw new TypeError(`runnable "${name}": the pool is closed`);
+    const runnable: PoolRunnable = {
+      key: nextKey++,
+      name,
+      maxMemoryPages,
+      module,
+      timeoutMs,
+      log: options.log,
+    };
+    return new Runnable(runnable, pool, unsupported);
+  }
+
+  /**
+   * Runs one job.
+   *
+   * @param input the job's input (copied; the caller may reuse it)
+   * @param request the request the job serves, for `request_get_field` (read when the job
+   *   starts: keep it unchanged until the promise settles)
+   * @param options an abort signal
+   * @returns the output, or `{ ok: false, code, message }` when the module returned an error,
+   *   trapped, called an unsupported host function, or hit its time or memory limit
+   * @throws {TypeError} `input` is not a Uint8Array (the promise rejects)
+   * @throws {Error} the runnable or its pool is closed, or `signal` aborted (its reason)
+   */
+  run(input: Uint8Array, request?: RequestInfo, options: RunOptions = {}): Promise<RunResult> {
+    if (!(input instanceof Uint8Array)) {
+      return Promise.reject(new TypeError(`runnable "${this.name}": input must be a Uint8Array`));
+    }
+    if (this.#closed) return Promise.reject(new Error(`runnable "${this.name}" is closed`));
+    return this.#pool[SUBMIT](this.#runnable, input, request, options.signal);
+  }
+
+  /**
+   * Stops accepting jobs and frees the module in the workers; closes the pool if the runnable
+   * made it (or `loadRunnables` did and this was its last runnable). Calling it again does
+   * nothing.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pool[RELEASE](this.#runnable.key);
+  }
+
+  /** Same as {@linkcode Runnable.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

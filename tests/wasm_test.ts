@@ -1,0 +1,431 @@
+// Tests of the Wasm host (src/wasm/). Needs --allow-read; one test also uses --allow-run (it is
+// skipped without it). The modules: runnables/helloworld-rs/helloworld-rs.wasm (Rust, built by
+// runnables/build.sh) and tests/wasm/*.wasm (from the .wat beside them, by tests/wasm/build.sh).
+
+import assert from "node:assert/strict";
+import {
+  loadRunnables,
+  type RequestInfo,
+  Runnable,
+  RunnableError,
+  type RunnableLogFields,
+  type RunnableLogLevel,
+  type RunnableOptions,
+  RunnablePool,
+  type RunResult,
+} from "../src/wasm/mod.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const repo = new URL("../", import.meta.url);
+const HELLO_FILE = new URL("runnables/helloworld-rs/helloworld-rs.wasm", repo);
+const PROBE_FILE = new URL("tests/wasm/abi_probe.wasm", repo);
+
+function load(file: URL, name: string, options?: RunnableOptions): Promise<Runnable> {
+  return Deno.readFile(file).then((bytes) => Runnable.load(name, bytes, options));
+}
+
+function probe(options?: RunnableOptions): Promise<Runnable> {
+  return load(PROBE_FILE, "abi_probe", options);
+}
+
+function output(result: RunResult): string {
+  assert.ok(result.ok, `expected a result, got ${JSON.stringify(result)}`);
+  return decoder.decode(result.output);
+}
+
+interface Logged {
+  level: RunnableLogLevel;
+  message: string;
+  fields: RunnableLogFields;
+}
+
+/** A log option that records, and what it recorded. */
+function recorder(): { logs: Logged[]; log: RunnableOptions["log"] } {
+  const logs: Logged[] = [];
+  return { logs, log: (level, message, fields) => logs.push({ level, message, fields }) };
+}
+
+function isIdent(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 0x7fffffff;
+}
+
+function run(runnable: Runnable, input: string, request?: RequestInfo): Promise<RunResult> {
+  return runnable.run(encoder.encode(input), request);
+}
+
+const REQUEST: RequestInfo = {
+  method: "POST",
+  url: "/users/7?verbose=yes&x=1",
+  id: "req-42",
+  body: encoder.encode('{"name":"Ada","age":36}'),
+  headers: { "content-type": "text/plain", "x-trace": "abc" },
+  params: { id: "7" },
+  state: { greeting: encoder.encode("hi there") },
+};
+
+Deno.test("helloworld-rs built from this repo answers hello, my friend", async () => {
+  const { logs, log } = recorder();
+  using hello = await load(HELLO_FILE, "helloworld-rs", { log });
+  assert.equal(output(await run(hello, "my friend")), "hello, my friend");
+  assert.equal(output(await run(hello, "")), "hello, ");
+  assert.deepEqual(hello.unsupportedImports, []);
+  assert.equal(logs.length, 2);
+  const [{ level, message, fields }] = logs as [Logged];
+  assert.deepEqual([level, message, fields.runnable, fields.requestId], [
+    "debug",
+    "saying hello",
+    "helloworld-rs",
+    undefined,
+  ]);
+  assert.ok(isIdent(fields.ident), `ident ${fields.ident}`);
+  assert.notEqual(logs[1]!.fields.ident, fields.ident, "each job has its own ident");
+});
+
+Deno.test("Runnable reports the module's errors, traps and host refusals as failed results", async (t) => {
+  using runnable = await probe();
+
+  await t.step("return_error surfaces its code and message", async () => {
+    assert.deepEqual(await run(runnable, "EI'm a teapot"), {
+      ok: false,
+      code: 418,
+      message: "I'm a teapot",
+    });
+  });
+
+  await t.step("a trap is an error of its own, naming the runnable and the trap", async () => {
+    assert.deepEqual(await run(runnable, "T"), {
+      ok: false,
+      code: 500,
+      message: 'runnable "abi_probe" trapped: RuntimeError: unreachable',
+    });
+  });
+
+  await t.step("a trap after return_error reports the module's error", async () => {
+    assert.deepEqual(await run(runnable, "X"), { ok: false, code: 422, message: "before trap" });
+  });
+
+  await t.step("an unsupported import fails the job with its name", async () => {
+    assert.deepEqual(runnable.unsupportedImports, [
+      "env.cache_get",
+      "wasi_snapshot_preview1.fd_write",
+    ]);
+    assert.deepEqual(await run(runnable, "U"), {
+      ok: false,
+      code: 500,
+      message: 'runnable "abi_probe": host function env.cache_get is not supported yet',
+    });
+    const wasi = await run(runnable, "V");
+    assert.ok(
+      !wasi.ok && wasi.message.includes("wasi_snapshot_preview1.fd_write is not supported yet"),
+    );
+  });
+
+  await t.step("a job that returns nothing answers an empty output", async () => {
+    assert.equal(output(await run(runnable, "N")), "");
+  });
+
+  await t.step("the instance still serves jobs after all of that", async () => {
+    assert.equal(output(await run(runnable, "still here")), "still here");
+  });
+});
+
+Deno.test("Runnable ignores a result sent for another job's ident", async () => {
+  const { logs, log } = recorder();
+  using runnable = await probe({ log });
+  assert.equal(output(await run(runnable, "Wsomeone else's")), "");
+  assert.equal(logs.length, 1);
+  assert.equal(logs[0]!.level, "warn");
+  assert.match(
+    logs[0]!.message,
+    /env\.return_result called with ident \d+, not the running job's; ignored/,
+  );
+});
+
+Deno.test("Runnable passes log_msg calls to the log option with their level and request id", async () => {
+  const { logs, log } = recorder();
+  using runnable = await probe({ log });
+  assert.equal(output(await run(runnable, "lcareful now", REQUEST)), "lcareful now");
+  assert.equal(logs.length, 1);
+  const [{ level, message, fields }] = logs as [Logged];
+  assert.deepEqual([level, message, fields.runnable, fields.requestId], [
+    "warn",
+    "careful now",
+    "abi_probe",
+    "req-42",
+  ]);
+  assert.ok(isIdent(fields.ident));
+});
+
+Deno.test("request_get_field reads the job's request", async (t) => {
+  using runnable = await probe();
+  const cases: [string, string][] = [
+    ["R0method", "POST"],
+    ["R0url", "/users/7?verbose=yes&x=1"],
+    ["R0id", "req-42"],
+    ["R0body", '{"name":"Ada","age":36}'],
+    ["R0unknown", ""],
+    ["R1name", "Ada"],
+    ["R1missing", ""],
+    ["R2content-type", "text/plain"],
+    ["R2X-Trace", "abc"],
+    ["R2missing", ""],
+    ["R3id", "7"],
+    ["R3missing", ""],
+    ["R4greeting", "hi there"],
+    ["R4missing", ""],
+    ["R5verbose", "yes"],
+    ["R5missing", ""],
+  ];
+  for (const [input, expected] of cases) {
+    await t.step(
+      `field ${input[1]} "${input.slice(2)}" reads ${JSON.stringify(expected)}`,
+      async () => {
+        assert.equal(output(await run(runnable, input, REQUEST)), expected);
+      },
+    );
+  }
+
+  await t.step("an own-property check keeps prototype names missing", async () => {
+    assert.equal(output(await run(runnable, "R3__proto__", REQUEST)), "");
+    assert.equal(output(await run(runnable, "R3toString", REQUEST)), "");
+  });
+
+  await t.step("errors come back as a negative size and a message", async () => {
+    assert.deepEqual(await run(runnable, "R1age", REQUEST), {
+      ok: false,
+      code: 400,
+      message: 'request body field "age" is not a string',
+    });
+    assert.deepEqual(await run(runnable, "R9x", REQUEST), {
+      ok: false,
+      code: 400,
+      message: "invalid request field type 9",
+    });
+    assert.deepEqual(await run(runnable, "R0method"), {
+      ok: false,
+      code: 400,
+      message: "no request is attached to this job",
+    });
+  });
+});
+
+Deno.test("Runnable stops a job at its time limit and keeps serving", async (t) => {
+  using pool = new RunnablePool({ concurrency: 2 });
+  using runnable = await probe({ timeoutMs: 200, pool });
+
+  await t.step("an infinite loop hits the time limit, on time", async () => {
+    const started = performance.now();
+    assert.deepEqual(await run(runnable, "L"), {
+      ok: false,
+      code: 500,
+      message: 'runnable "abi_probe" exceeded its time limit of 200 ms',
+    });
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 190 && elapsed < 1000, `answered after ${elapsed} ms`);
+  });
+
+  await t.step("the next job works", async () => {
+    assert.equal(output(await run(runnable, "next")), "next");
+  });
+
+  await t.step("two looping jobs run side by side", async () => {
+    const started = performance.now();
+    const results = await Promise.all([run(runnable, "L"), run(runnable, "L")]);
+    const elapsed = performance.now() - started;
+    for (const result of results) assert.ok(!result.ok && result.message.includes("time limit"));
+    assert.ok(elapsed < 390, `two 200 ms jobs took ${elapsed} ms with 2 workers`);
+    assert.equal(output(await run(runnable, "again")), "again");
+  });
+
+  await t.step("a start function that never returns hits the time limit too", async () => {
+    using looping = await load(new URL("tests/wasm/start_loop.wasm", repo), "start_loop", {
+      timeoutMs: 100,
+      pool,
+    });
+    assert.deepEqual(await run(looping, "x"), {
+      ok: false,
+      code: 500,
+      message: 'runnable "start_loop" exceeded its time limit of 100 ms',
+    });
+    assert.equal(output(await run(runnable, "still fine")), "still fine");
+  });
+});
+
+Deno.test("Runnable.run rejects with the signal's reason when aborted, and stops the job", async () => {
+  using runnable = await probe({ concurrency: 1 });
+  await assert.rejects(
+    runnable.run(encoder.encode("x"), undefined, { signal: AbortSignal.abort() }),
+    { name: "AbortError" },
+  );
+
+  const running = new AbortController();
+  const waiting = new AbortController();
+  const started = performance.now();
+  const loop = runnable.run(encoder.encode("L"), undefined, { signal: running.signal });
+  const queued = runnable.run(encoder.encode("queued"), undefined, { signal: waiting.signal });
+  setTimeout(() => waiting.abort(new Error("not needed any more")), 20);
+  setTimeout(() => running.abort(new Error("client went away")), 50);
+  await assert.rejects(queued, { message: "not needed any more" });
+  await assert.rejects(loop, { message: "client went away" });
+  // The one worker is free again long before the 10 s time limit.
+  assert.equal(output(await run(runnable, "after")), "after");
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+});
+
+Deno.test("Runnable refuses a module that grows past maxMemoryPages", async (t) => {
+  await t.step("memory.grow past the limit fails inside the module", async () => {
+    using runnable = await probe({ maxMemoryPages: 64 });
+    assert.deepEqual(await run(runnable, "G"), {
+      ok: false,
+      code: 507,
+      message: "memory.grow refused",
+    });
+  });
+
+  await t.step("within the limit it grows", async () => {
+    using runnable = await probe({ maxMemoryPages: 1024 });
+    assert.equal(output(await run(runnable, "G")), "grew");
+  });
+
+  await t.step("a module that starts above the limit is refused at load", async () => {
+    // helloworld-rs starts with 17 pages (1 MiB of stack and its data).
+    await assert.rejects(load(HELLO_FILE, "helloworld-rs", { maxMemoryPages: 16 }), {
+      name: "RunnableError",
+      message:
+        'runnable "helloworld-rs" cannot be sandboxed: memory 0 starts at 17 pages (1.0625 MiB), ' +
+        "more than the limit of 16 pages (1 MiB); raise maxMemoryPages or shrink the module",
+    });
+  });
+});
+
+Deno.test("Runnable.load refuses what is not a runnable, with a clear error", async (t) => {
+  await t.step("a module missing run_e", async () => {
+    await assert.rejects(
+      load(new URL("tests/wasm/missing_run_e.wasm", repo), "no-entry"),
+      (error) => {
+        assert.ok(error instanceof RunnableError);
+        assert.equal(error.runnable, "no-entry");
+        assert.equal(
+          error.message,
+          'runnable "no-entry" does not export "run_e" (function); a runnable must export allocate, ' +
+            "deallocate, run_e and memory (Suborbital's runnable ABI)",
+        );
+        return true;
+      },
+    );
+  });
+
+  await t.step("bytes that are not WebAssembly", async () => {
+    await assert.rejects(Runnable.load("junk", encoder.encode("hello")), {
+      name: "RunnableError",
+      message: /^runnable "junk" is not a valid WebAssembly module: CompileError: /,
+    });
+  });
+
+  await t.step("caller mistakes", async () => {
+    const bytes = await Deno.readFile(HELLO_FILE);
+    await assert.rejects(Runnable.load("", bytes), TypeError);
+    await assert.rejects(Runnable.load("x", bytes, { timeoutMs: 0 }), RangeError);
+    await assert.rejects(Runnable.load("x", bytes, { maxMemoryPages: 65537 }), RangeError);
+    assert.throws(() => new RunnablePool({ concurrency: 0 }), RangeError);
+    using hello = await Runnable.load("x", bytes);
+    await assert.rejects(hello.run("text" as unknown as Uint8Array), TypeError);
+  });
+});
+
+Deno.test("a pool runs 100 concurrent jobs, each with its own result", async (t) => {
+  for (const concurrency of [1, 2, 4]) {
+    await t.step(`with ${concurrency} worker(s)`, async () => {
+      using pool = new RunnablePool({ concurrency });
+      using hello = await load(HELLO_FILE, "helloworld-rs", { pool });
+      using echo = await probe({ pool });
+      const jobs = Array.from(
+        { length: 100 },
+        (_, i) =>
+          i % 2 === 0
+            ? run(hello, `friend ${i}`)
+            : run(echo, `R3id`, { ...REQUEST, params: { id: `${i}` } }),
+      );
+      const results = (await Promise.all(jobs)).map(output);
+      results.forEach((result, i) =>
+        assert.equal(result, i % 2 === 0 ? `hello, friend ${i}` : `${i}`)
+      );
+    });
+  }
+});
+
+Deno.test("a closed runnable or pool refuses jobs", async () => {
+  const pool = new RunnablePool({ concurrency: 1 });
+  const hello = await load(HELLO_FILE, "helloworld-rs", { pool });
+  const other = await load(HELLO_FILE, "other", { pool });
+  hello.close();
+  await assert.rejects(run(hello, "x"), { message: 'runnable "helloworld-rs" is closed' });
+  assert.equal(output(await run(other, "pool")), "hello, pool", "the pool outlives its runnables");
+  const pending = [run(other, "a"), run(other, "b")];
+  pool.close();
+  for (const job of pending) await assert.rejects(job, { message: "the runnable pool was closed" });
+  await assert.rejects(run(other, "late"), { message: "the runnable pool was closed" });
+  other.close();
+});
+
+Deno.test("loadRunnables loads each dir/<name>/<name>.wasm and names a bad file", async (t) => {
+  await t.step("the repo's runnables", async () => {
+    const runnables = await loadRunnables(new URL("runnables", repo).pathname, { concurrency: 1 });
+    try {
+      const hello = runnables.get("helloworld-rs");
+      assert.ok(hello);
+      assert.equal(output(await run(hello, "my friend")), "hello, my friend");
+    } finally {
+      for (const runnable of runnables.values()) runnable.close();
+    }
+  });
+
+  await t.step("dir/<name>.wasm files, invalid ones named", async () => {
+    const dir = new URL("tests/wasm/broken", repo).pathname;
+    await assert.rejects(loadRunnables(dir), (error) => {
+      assert.ok(error instanceof RunnableError);
+      assert.equal(error.file, `${dir}/broken.wasm`);
+      assert.match(
+        error.message,
+        /broken\.wasm: runnable "broken" is not a valid WebAssembly module/,
+      );
+      return true;
+    });
+  });
+
+  await t.step("a missing folder", async () => {
+    await assert.rejects(loadRunnables("/nonexistent/runnables"), Deno.errors.NotFound);
+  });
+});
+
+const runGranted = Deno.permissions.querySync({ name: "run" }).state === "granted";
+
+Deno.test({
+  name: "workers run without any permission when the unstable worker options are on",
+  ignore: !runGranted,
+  async fn() {
+    const mod = new URL("src/wasm/mod.ts", repo).href;
+    const code = `
+      import { Runnable } from ${JSON.stringify(mod)};
+      const bytes = await Deno.readFile(${JSON.stringify(HELLO_FILE.pathname)});
+      using hello = await Runnable.load("helloworld-rs", bytes, { workerPermissions: "none" });
+      const result = await hello.run(new TextEncoder().encode("sandbox"));
+      console.log(result.ok ? new TextDecoder().decode(result.output) : result.message);
+    `;
+    const { code: status, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        "--unstable-worker-options",
+        "--no-config",
+        `--allow-read=${repo.pathname}`,
+        code,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(status, 0, decoder.decode(stderr));
+    assert.equal(decoder.decode(stdout).trim(), "hello, sandbox");
+  },
+});
