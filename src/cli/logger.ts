@@ -11,8 +11,8 @@ export type LogLevel = "error" | "warn" | "info" | "debug";
 /** Output formats. */
 export type LogFormat = "json" | "pretty";
 
-/** Extra structured fields of a log event. */
-export type LogFields = Readonly<Record<string, unknown>>;
+/** Extra structured fields of a log event: a plain object of JSON-friendly values. */
+export type LogFields = object;
 
 /** A logger. Never pass it keys or plaintext. */
 export interface Logger {

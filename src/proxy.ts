@@ -1,0 +1,113 @@
+/**
+ * `deno task proxy`: Atmo-proxy. Serves HTTP by Directive.yaml, registers at the relay under a
+ * forwarding address, and runs each request's functions on connected, trusted sats.
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import { loadOrCreateIdentity, stateDirPath, TrustPolicy } from "./channel/mod.ts";
+import {
+  announce,
+  type CommandSpec,
+  COMMON_FLAGS,
+  parseHostPort,
+  runService,
+  UsageError,
+} from "./cli/mod.ts";
+import { loadDirectiveFile } from "./directive/mod.ts";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  ProxyNode,
+  routeResolver,
+} from "./proxy/mod.ts";
+
+const COMMAND: CommandSpec = {
+  usage: "deno task proxy [flags]",
+  summary: "Atmo-proxy: serves the routes of a Directive.yaml by running their functions on\n" +
+    "sats that attach through the relay. Prints its forwarding address and the command\n" +
+    "that attaches a sat. Keys and trust live in $STRATOS_HOME/proxy (default ~/.stratos).",
+  flags: [
+    {
+      name: "relay",
+      type: "string",
+      default: "127.0.0.1:4000",
+      env: "STRATOS_RELAY",
+      valueName: "HOST:PORT",
+      description: "the relay to register at",
+    },
+    {
+      name: "http",
+      type: "string",
+      default: "0.0.0.0:8080",
+      env: "STRATOS_HTTP",
+      valueName: "HOST:PORT",
+      description: "where to serve HTTP (port 0 picks a free port)",
+    },
+    {
+      name: "directive",
+      type: "string",
+      default: "Directive.yaml",
+      env: "STRATOS_DIRECTIVE",
+      valueName: "FILE",
+      description: "the Directive to serve",
+    },
+    {
+      name: "max-body",
+      type: "string",
+      default: String(DEFAULT_MAX_BODY_BYTES),
+      env: "STRATOS_MAX_BODY",
+      valueName: "BYTES",
+      description: "largest request body; larger ones get 413",
+    },
+    {
+      name: "timeout",
+      type: "string",
+      default: String(DEFAULT_TIMEOUT_MS),
+      env: "STRATOS_TIMEOUT",
+      valueName: "MS",
+      description: "time limit per function call; slower ones get 504",
+    },
+    ...COMMON_FLAGS,
+  ],
+};
+
+function positiveInteger(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new UsageError(`--${flag} "${text}": expected a positive whole number`);
+  }
+  return value;
+}
+
+await runService("proxy", COMMAND, async (flags, log) => {
+  const relay = parseHostPort(flags.relay as string, "relay");
+  const http = parseHostPort(flags.http as string, "http");
+  const maxBodyBytes = positiveInteger(flags["max-body"] as string, "max-body");
+  const timeoutMs = positiveInteger(flags.timeout as string, "timeout");
+  // `deno task` runs in the repository root; a relative path is relative to the caller.
+  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  const directive = await loadDirectiveFile(resolve(base, flags.directive as string));
+  const stateDir = stateDirPath("proxy");
+  const identity = await loadOrCreateIdentity(stateDir);
+  const trust = await TrustPolicy.open({ stateDir });
+  log.info("starting", {
+    identity: identity.identifier,
+    directive: directive.file,
+    routes: directive.handlers.length,
+  });
+  const proxy = await ProxyNode.start({
+    relay,
+    http,
+    resolve: routeResolver(directive),
+    stateDir,
+    identity,
+    trust,
+    log,
+    announce,
+    maxBodyBytes,
+    timeoutMs,
+  });
+  return { close: () => proxy.close() };
+});

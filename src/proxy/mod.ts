@@ -1,0 +1,21 @@
+/**
+ * The proxy layer: HTTP by Directive, sats over secure channels through the relay.
+ *
+ * @module
+ */
+
+export {
+  createProxyHandler,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  type ProxyHandlerOptions,
+  type RouteResolution,
+} from "./proxy_handler.ts";
+export {
+  ADDRESS_FILE_NAME,
+  DEFAULT_RELAY,
+  ProxyNode,
+  type ProxyNodeOptions,
+} from "./proxy_node.ts";
+export { routeResolver } from "./route_resolver.ts";
+export { SatRegistry } from "./sat_registry.ts";

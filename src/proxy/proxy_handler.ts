@@ -1,0 +1,211 @@
+/**
+ * The proxy's HTTP handler: route by Directive, run the handler's steps on connected sats
+ * through the invocation protocol, answer with the output or a clear error, never hang.
+ *
+ * Errors (bodies in Atmo's JSON shape `{"status":N,"message":"..."}`): 404 no route, 405
+ * wrong method (with `Allow`), 413 body over the limit, 503 no sat can run the function, 502
+ * the sat went away mid-request, 504 the function did not answer in time, and a function
+ * error as its own code (500 when outside 200-599).
+ *
+ * @module
+ */
+
+import {
+  type InvokeHeader,
+  type InvokeOutcome,
+  OutputTooLargeError,
+  SatGoneError,
+} from "../invocation/mod.ts";
+import type { Logger } from "../cli/mod.ts";
+import type { SatRegistry } from "./sat_registry.ts";
+
+/** What a route resolves to. */
+export type RouteResolution =
+  | {
+    readonly kind: "found";
+    /** The functions to run, in order (each gets the request body as input). */
+    readonly fns: readonly string[];
+    readonly params: Readonly<Record<string, string>>;
+  }
+  | { readonly kind: "method-not-allowed"; readonly allowed: readonly string[] }
+  | { readonly kind: "not-found" };
+
+/** Options of createProxyHandler. */
+export interface ProxyHandlerOptions {
+  /** Resolves method + path against the current Directive (it may change between calls). */
+  readonly resolve: (method: string, path: string) => RouteResolution;
+  /** Connected sats. */
+  readonly sats: SatRegistry;
+  /** Largest request body; default 10 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Largest function output; default 64 MiB. */
+  readonly maxOutputBytes?: number;
+  /** Time limit per function invocation; default 30 s. */
+  readonly timeoutMs?: number;
+  readonly log: Logger;
+}
+
+/** Default request body limit. */
+export const DEFAULT_MAX_BODY_BYTES: number = 10 * 1024 * 1024;
+/** Default time limit of one invocation. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+class HttpError extends Error {
+  override readonly name = "HttpError";
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+function errorResponse(status: number, message: string, requestId: string, headers = {}): Response {
+  return new Response(JSON.stringify({ status, message }), {
+    status,
+    headers: { "content-type": "application/json", "x-request-id": requestId, ...headers },
+  });
+}
+
+/** Reads the body, refusing one over `max` bytes without buffering more than that. */
+async function readBody(request: Request, max: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  const tooLarge = () => new HttpError(413, `the request body exceeds the limit of ${max} bytes`);
+  if (declared > max) throw tooLarge();
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  try {
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      size += r.value.length;
+      if (size > max) {
+        await reader.cancel();
+        throw tooLarge();
+      }
+      chunks.push(r.value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    body.set(c, offset);
+    offset += c.length;
+  }
+  return body;
+}
+
+function newRequestId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The proxy's `(Request) => Promise<Response>`.
+ *
+ * @example
+ * ```ts
+ * Deno.serve(createProxyHandler({ resolve, sats, log }));
+ * ```
+ */
+export function createProxyHandler(
+  options: ProxyHandlerOptions,
+): (request: Request) => Promise<Response> {
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const log = options.log;
+
+  const invoke = async (
+    fn: string,
+    header: InvokeHeader,
+    body: Uint8Array,
+    clientSignal: AbortSignal,
+  ): Promise<InvokeOutcome> => {
+    const sat = options.sats.pick(fn);
+    if (!sat) throw new HttpError(503, `no connected sat can run "${fn}"; start one`);
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new HttpError(504, `"${fn}" did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onClientGone = () => controller.abort(new HttpError(499, "the client went away"));
+    clientSignal.addEventListener("abort", onClientGone, { once: true });
+    try {
+      return await sat.invoke(header, body, {
+        signal: controller.signal,
+        maxOutputBytes: options.maxOutputBytes,
+      });
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      if (error instanceof SatGoneError) {
+        throw new HttpError(502, `the sat running "${fn}" went away before it answered`);
+      }
+      if (error instanceof OutputTooLargeError) throw new HttpError(502, error.message);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      clientSignal.removeEventListener("abort", onClientGone);
+    }
+  };
+
+  return async (request: Request): Promise<Response> => {
+    const requestId = request.headers.get("x-request-id") ?? newRequestId();
+    const url = new URL(request.url);
+    const started = performance.now();
+    let status = 500;
+    try {
+      const route = options.resolve(request.method, url.pathname);
+      if (route.kind === "not-found") {
+        throw new HttpError(404, `no route for ${request.method} ${url.pathname}`);
+      }
+      if (route.kind === "method-not-allowed") {
+        throw new HttpError(405, `${request.method} is not allowed on ${url.pathname}`, {
+          allow: route.allowed.join(", "),
+        });
+      }
+      const body = await readBody(request, maxBody);
+      const headers: Record<string, string> = {};
+      request.headers.forEach((value, key) => (headers[key] = value));
+      let output = new Uint8Array(0);
+      for (const fn of route.fns) {
+        const header: InvokeHeader = {
+          fn,
+          method: request.method,
+          url: url.pathname + url.search,
+          requestId,
+          headers,
+          params: route.params,
+        };
+        const outcome = await invoke(fn, header, body, request.signal);
+        if (!outcome.ok) {
+          const code = outcome.code >= 200 && outcome.code <= 599 ? outcome.code : 500;
+          status = code;
+          log.info("function error", { requestId, fn, code: outcome.code });
+          return errorResponse(code, outcome.message, requestId);
+        }
+        output = outcome.output as Uint8Array<ArrayBuffer>;
+      }
+      status = 200;
+      return new Response(output, { status, headers: { "x-request-id": requestId } });
+    } catch (error) {
+      if (error instanceof HttpError) {
+        status = error.status;
+        return errorResponse(error.status, error.message, requestId, error.headers);
+      }
+      log.error("request failed", { requestId, error: (error as Error).message });
+      return errorResponse(500, "internal error in the proxy", requestId);
+    } finally {
+      log.debug("request", {
+        requestId,
+        method: request.method,
+        path: url.pathname,
+        status,
+        ms: Math.round((performance.now() - started) * 100) / 100,
+      });
+    }
+  };
+}

@@ -1,0 +1,271 @@
+/**
+ * The proxy as a whole: registers at the relay under a forwarding address it keeps across
+ * restarts, accepts secure channels from sats (it is the Noise responder), enrolls sats with
+ * one-time tickets, and serves HTTP by Directive through them.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Identity, SecureChannel, TrustError, type TrustPolicy } from "../channel/mod.ts";
+import { readStateFile, writeStateFile } from "../channel/state_dir.ts";
+import { formatHostPort, type HostPort, type Logger } from "../cli/mod.ts";
+import { SatConnection } from "../invocation/mod.ts";
+import {
+  Backoff,
+  connectRelay,
+  FORWARDING_ADDRESS_PATTERN,
+  type LinkListener,
+  type LinkNetwork,
+  RegistrationError,
+} from "../link/mod.ts";
+import type { MessageTransport } from "../wire/mod.ts";
+import { createProxyHandler, type RouteResolution } from "./proxy_handler.ts";
+import { SatRegistry } from "./sat_registry.ts";
+
+/** Where the proxy remembers its forwarding address, inside its state folder. */
+export const ADDRESS_FILE_NAME = "proxy.json";
+/** The relay address a sat uses when it is given no --relay. */
+export const DEFAULT_RELAY = "127.0.0.1:4000";
+
+/** Options of ProxyNode.start. */
+export interface ProxyNodeOptions {
+  /** The relay to register at. */
+  readonly relay: HostPort;
+  /** Where to serve HTTP. */
+  readonly http: HostPort;
+  /** Resolves a request against the current Directive. */
+  readonly resolve: (method: string, path: string) => RouteResolution;
+  /** This proxy's state folder (identity, trust, forwarding address). */
+  readonly stateDir: string;
+  readonly identity: Identity;
+  readonly trust: TrustPolicy;
+  readonly log: Logger;
+  /** Prints a line for the user (stdout): the address, `listening on`, `sat command:`. */
+  readonly announce: (line: string) => void;
+  /** Request body limit in bytes. */
+  readonly maxBodyBytes?: number;
+  /** Time limit per invocation in ms. */
+  readonly timeoutMs?: number;
+  /** Lifetime of each enrollment ticket; default 1 hour. */
+  readonly ticketTtlMs?: number;
+  /** The command sats are started with, before its flags; default "deno task sat". */
+  readonly satCommand?: string;
+}
+
+/**
+ * A running proxy.
+ *
+ * @example
+ * ```ts
+ * const proxy = await ProxyNode.start({ relay, http, resolve, stateDir, identity, trust, log, announce });
+ * await proxy.close();
+ * ```
+ */
+export class ProxyNode {
+  readonly #options: ProxyNodeOptions;
+  readonly #sats: SatRegistry;
+  readonly #stop = new AbortController();
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #pendingHandshakes = new Set<MessageTransport>();
+  #address: string | undefined;
+  #network: LinkNetwork | undefined;
+  #listener: LinkListener | undefined;
+  #relayLoop: Promise<void> = Promise.resolve();
+  #ticketTimer: ReturnType<typeof setTimeout> | undefined;
+  #registered!: (address: string) => void;
+  #failed!: (error: Error) => void;
+
+  private constructor(options: ProxyNodeOptions) {
+    this.#options = options;
+    this.#sats = new SatRegistry(() =>
+      options.log.debug("sats connected", { count: this.#sats.size })
+    );
+    const handler = createProxyHandler({
+      resolve: options.resolve,
+      sats: this.#sats,
+      maxBodyBytes: options.maxBodyBytes,
+      timeoutMs: options.timeoutMs,
+      log: options.log,
+    });
+    this.#server = Deno.serve({
+      hostname: options.http.hostname,
+      port: options.http.port,
+      signal: this.#stop.signal,
+      onListen: () => {},
+      onError: (error) => {
+        options.log.error("HTTP handler failed", { error: String(error) });
+        return new Response("internal error", { status: 500 });
+      },
+    }, handler);
+  }
+
+  /**
+   * Starts serving HTTP and registers at the relay; resolves once the forwarding address is
+   * known (printed by `announce`).
+   *
+   * @throws RegistrationError when the relay refuses the registration (e.g. the remembered
+   *   address belongs to another identity)
+   */
+  static async start(options: ProxyNodeOptions): Promise<ProxyNode> {
+    const proxy = new ProxyNode(options);
+    options.announce(`listening on ${formatHostPort(proxy.httpAddr)}`);
+    const remembered = await readRememberedAddress(options.stateDir);
+    const registered = new Promise<string>((resolve, reject) => {
+      proxy.#registered = resolve;
+      proxy.#failed = reject;
+    });
+    proxy.#relayLoop = proxy.#runRelayLoop(remembered);
+    try {
+      await registered;
+    } catch (error) {
+      await proxy.close();
+      throw error;
+    }
+    return proxy;
+  }
+
+  /** The forwarding address sats attach to. */
+  get address(): string {
+    return this.#address!;
+  }
+
+  /** Where HTTP is served. */
+  get httpAddr(): Deno.NetAddr {
+    return this.#server.addr;
+  }
+
+  /** Connected sats. */
+  get sats(): SatRegistry {
+    return this.#sats;
+  }
+
+  /** Stops accepting, closes every channel and the HTTP server. */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    clearTimeout(this.#ticketTimer);
+    this.#listener?.close();
+    this.#network?.close();
+    for (const transport of this.#pendingHandshakes) transport.close();
+    await this.#sats.closeAll();
+    await this.#relayLoop;
+    await this.#server.finished;
+  }
+
+  async #runRelayLoop(remembered: string | undefined): Promise<void> {
+    const { log } = this.#options;
+    const backoff = new Backoff();
+    const signal = this.#stop.signal;
+    let wanted = remembered;
+    while (!signal.aborted) {
+      try {
+        const network = await connectRelay(this.#options.relay);
+        this.#network = network;
+        if (signal.aborted) break;
+        const listener = await network.listen(this.#options.identity, { address: wanted });
+        this.#listener = listener;
+        backoff.reset();
+        if (listener.address !== this.#address) await this.#onNewAddress(listener.address);
+        wanted = listener.address;
+        log.info("registered at the relay", {
+          relay: formatHostPort(this.#options.relay),
+          address: listener.address,
+        });
+        for (let link = await listener.accept(); link; link = await listener.accept()) {
+          this.#admit(link);
+        }
+        // accept() ends when the connection is lost, or when another connection of this same
+        // identity took the address over (the connection then stays up): register again.
+        const lost = await Promise.race([network.closed, Promise.resolve(null)]);
+        if (!signal.aborted) {
+          log.warn(
+            lost === null
+              ? "another connection of this proxy's identity took its address; registering again"
+              : "lost the relay; reconnecting",
+            { error: lost?.message },
+          );
+        }
+      } catch (error) {
+        if (error instanceof RegistrationError) {
+          log.error("the relay refused this proxy's registration", { error: error.message });
+          this.#failed(error);
+          return;
+        }
+        if (!signal.aborted) {
+          log.warn("cannot reach the relay; retrying", {
+            relay: formatHostPort(this.#options.relay),
+            error: (error as Error).message,
+          });
+        }
+      } finally {
+        this.#listener?.close();
+        this.#network?.close();
+      }
+      await backoff.wait(signal);
+    }
+  }
+
+  async #onNewAddress(address: string): Promise<void> {
+    this.#address = address;
+    await writeStateFile(join(this.#options.stateDir, ADDRESS_FILE_NAME), { address });
+    this.#options.announce(address);
+    await this.#announceSatCommand();
+    this.#registered(address);
+  }
+
+  /** Issues a fresh ticket and prints the command that enrolls a sat with it. */
+  async #announceSatCommand(): Promise<void> {
+    const { identity, trust, relay } = this.#options;
+    const ttlMs = this.#options.ticketTtlMs ?? 60 * 60 * 1000;
+    const ticket = await trust.issueTicket(identity.identifier, { ttlMs });
+    const relayText = formatHostPort(relay);
+    const relayFlag = relayText === DEFAULT_RELAY ? "" : ` --relay ${relayText}`;
+    const command = this.#options.satCommand ?? "deno task sat";
+    this.#options.announce(
+      `sat command: ${command} --fwd ${this.#address}${relayFlag} --ticket ${ticket}`,
+    );
+    // An unused ticket expires: print a fresh command then, so the last line always works.
+    clearTimeout(this.#ticketTimer);
+    this.#ticketTimer = setTimeout(() => {
+      if (!this.#stop.signal.aborted) this.#announceSatCommand().catch(() => {});
+    }, ttlMs);
+  }
+
+  #admit(link: MessageTransport): void {
+    const { log, identity, trust } = this.#options;
+    this.#pendingHandshakes.add(link);
+    (async () => {
+      try {
+        const channel = await SecureChannel.respond(link, { identity, trust });
+        this.#pendingHandshakes.delete(link);
+        if (channel.enrolled) {
+          log.info("enrolled a new sat", { sat: channel.peer });
+          await this.#announceSatCommand();
+        }
+        const sat = await SatConnection.accept(channel);
+        this.#sats.add(sat);
+        log.info("sat connected", { sat: sat.peer, functions: [...sat.functions] });
+        const error = await sat.closed;
+        log.info("sat disconnected", { sat: sat.peer, error: error?.message });
+      } catch (error) {
+        if (error instanceof TrustError) {
+          log.warn("refused a sat", { sat: error.peer, reason: error.message });
+        } else if (!this.#stop.signal.aborted) {
+          log.warn("a sat failed to connect", { error: (error as Error).message });
+        }
+      } finally {
+        this.#pendingHandshakes.delete(link);
+      }
+    })();
+  }
+}
+
+async function readRememberedAddress(stateDir: string): Promise<string | undefined> {
+  const saved = await readStateFile(join(stateDir, ADDRESS_FILE_NAME)) as
+    | { address?: unknown }
+    | undefined;
+  const address = saved?.address;
+  return typeof address === "string" && FORWARDING_ADDRESS_PATTERN.test(address)
+    ? address
+    : undefined;
+}

@@ -1,0 +1,114 @@
+/**
+ * `deno task sat --fwd FWD_x`: the edge. Dials the relay (it opens no port), attaches to a
+ * proxy's forwarding address over a secure channel, and runs its Wasm runnables for it.
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import { loadOrCreateIdentity, parseTicket, stateDirPath, TrustPolicy } from "./channel/mod.ts";
+import {
+  type CommandSpec,
+  COMMON_FLAGS,
+  parseHostPort,
+  runService,
+  UsageError,
+} from "./cli/mod.ts";
+import { FORWARDING_ADDRESS_PATTERN } from "./link/mod.ts";
+import { SatNode } from "./sat/mod.ts";
+import { loadRunnables } from "./wasm/mod.ts";
+import { wasmRunner } from "./sat/wasm_runner.ts";
+
+/** Exit status when trust is refused on either side: retrying would not help. */
+const EXIT_TRUST_REFUSED = 2;
+
+const COMMAND: CommandSpec = {
+  usage: "deno task sat --fwd FWD_x [flags]",
+  summary: "The edge: dials the relay, attaches to the proxy at a forwarding address over an\n" +
+    "end-to-end encrypted channel, and runs its WebAssembly runnables for it. The first run\n" +
+    "needs the ticket the proxy printed; later runs reconnect with --fwd alone.\n" +
+    "Keys and trust live in $STRATOS_HOME/sat (default ~/.stratos).",
+  flags: [
+    {
+      name: "fwd",
+      type: "string",
+      env: "FORWARDING_ADDRESS",
+      valueName: "FWD_x",
+      description: "the proxy's forwarding address (required)",
+    },
+    {
+      name: "relay",
+      type: "string",
+      default: "127.0.0.1:4000",
+      env: "STRATOS_RELAY",
+      valueName: "HOST:PORT",
+      description: "the relay to dial",
+    },
+    {
+      name: "ticket",
+      type: "string",
+      env: "STRATOS_TICKET",
+      valueName: "TICKET",
+      description: "one-time enrollment ticket from the proxy's `sat command:` line",
+    },
+    {
+      name: "runnables",
+      type: "string",
+      default: "runnables",
+      env: "STRATOS_RUNNABLES",
+      valueName: "DIR",
+      description: "folder of runnables: DIR/NAME/NAME.wasm or DIR/NAME.wasm",
+    },
+    ...COMMON_FLAGS,
+  ],
+};
+
+await runService("sat", COMMAND, async (flags, log) => {
+  const fwd = flags.fwd as string | undefined;
+  if (!fwd || !FORWARDING_ADDRESS_PATTERN.test(fwd)) {
+    throw new UsageError(
+      fwd
+        ? `--fwd "${fwd}": expected FWD_ and 16 hex digits, as the proxy printed it`
+        : "--fwd is required: the forwarding address the proxy printed (FWD_...)",
+    );
+  }
+  const relay = parseHostPort(flags.relay as string, "relay");
+  const ticket = flags.ticket as string | undefined;
+  if (ticket !== undefined) {
+    try {
+      parseTicket(ticket);
+    } catch (error) {
+      throw new UsageError(`--ticket: ${(error as Error).message}`);
+    }
+  }
+  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  const runnables = await loadRunnables(resolve(base, flags.runnables as string), {
+    log: (level, message, fields) => log[level](message, fields),
+    workerPermissions: "none",
+  });
+  const stateDir = stateDirPath("sat");
+  const identity = await loadOrCreateIdentity(stateDir);
+  const trust = await TrustPolicy.open({ stateDir });
+  log.info("starting", {
+    identity: identity.identifier,
+    fwd,
+    runnables: [...runnables.keys()],
+  });
+  const sat = SatNode.start({
+    relay,
+    fwd,
+    ticket,
+    identity,
+    trust,
+    functions: [...runnables.keys()],
+    runner: wasmRunner(runnables),
+    log,
+  });
+  return {
+    close: async () => {
+      await sat.close();
+      for (const runnable of runnables.values()) runnable.close();
+    },
+    ended: sat.stopped.then((refused) => (refused ? EXIT_TRUST_REFUSED : 0)),
+  };
+});

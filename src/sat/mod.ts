@@ -1,0 +1,8 @@
+/**
+ * The sat layer: attach to a proxy through the relay and serve invocations.
+ *
+ * @module
+ */
+
+export { SatNode, type SatNodeOptions } from "./sat_node.ts";
+export { wasmRunner } from "./wasm_runner.ts";

@@ -1,0 +1,295 @@
+/**
+ * End to end: relay, proxy and sat as real processes on loopback, started with the exact
+ * permission flags of their deno tasks; the sat started with the command line the proxy prints.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT, Service } from "./_services.ts";
+import { TcpTap } from "./_tcp_tap.ts";
+
+const DIRECTIVE = `identifier: com.example.e2e
+appVersion: v0.1.0
+atmoVersion: v0.4.0
+handlers:
+  - type: request
+    resource: /hello
+    method: POST
+    steps:
+      - fn: helloworld-rs
+  - type: request
+    resource: /slow
+    method: POST
+    steps:
+      - fn: slow
+`;
+
+interface Network {
+  home: string;
+  relay: Service;
+  proxy: Service;
+  relayPort: number;
+  httpPort: number;
+  fwd: string;
+  satCommand: string;
+  runnables: string;
+  directive: string;
+  services: Service[];
+  taps: TcpTap[];
+}
+
+async function startNetwork(options: { tap?: boolean } = {}): Promise<Network> {
+  const home = await Deno.makeTempDir({ prefix: "stratos-e2e-" });
+  const runnables = join(home, "runnables");
+  await Deno.mkdir(join(runnables, "slow"), { recursive: true });
+  await Deno.mkdir(join(runnables, "helloworld-rs"), { recursive: true });
+  await Deno.copyFile(
+    join(ROOT, "runnables/helloworld-rs/helloworld-rs.wasm"),
+    join(runnables, "helloworld-rs/helloworld-rs.wasm"),
+  );
+  await Deno.copyFile(
+    join(ROOT, "tests/wasm/slow.wasm"),
+    join(runnables, "slow/slow.wasm"),
+  );
+  const directive = join(home, "Directive.yaml");
+  await Deno.writeTextFile(directive, DIRECTIVE);
+
+  const relay = Service.start("relay", ["--listen", "127.0.0.1:0"], {
+    STRATOS_HOME: join(home, "relay-home"),
+  });
+  const relayPort = Number((await relay.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
+  const taps: TcpTap[] = [];
+  const relayFor = () => {
+    if (!options.tap) return relayPort;
+    const tap = new TcpTap({ hostname: "127.0.0.1", port: relayPort });
+    taps.push(tap);
+    return tap.port;
+  };
+  const proxy = Service.start("proxy", [
+    "--relay",
+    `127.0.0.1:${relayFor()}`,
+    "--http",
+    "127.0.0.1:0",
+    "--directive",
+    directive,
+    "--timeout",
+    "15000",
+  ], { STRATOS_HOME: join(home, "proxy-home") });
+  const httpPort = Number((await proxy.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
+  const fwd = (await proxy.line(/^(FWD_[0-9a-f]{16})$/))[1]!;
+  let satCommand = (await proxy.line(/^sat command: (.*)$/))[1]!;
+  if (options.tap) {
+    satCommand = satCommand.replace(/--relay 127\.0\.0\.1:\d+/, `--relay 127.0.0.1:${relayFor()}`);
+  }
+  return {
+    home,
+    relay,
+    proxy,
+    relayPort,
+    httpPort,
+    fwd,
+    satCommand,
+    runnables,
+    directive,
+    services: [relay, proxy],
+    taps,
+  };
+}
+
+/**
+ * Starts a sat from a `deno task sat ...` line: as a user would (through a shell, from the
+ * repo root) when `shell` is set, else as the task's own process, so that SIGKILL reaches it.
+ */
+function startSat(net: Network, line: string, options: { home?: string; shell?: boolean } = {}) {
+  const env = { STRATOS_HOME: join(net.home, options.home ?? "sat-home") };
+  const prefix = "deno task sat ";
+  assert.ok(line.startsWith(prefix), line);
+  const sat = options.shell
+    ? Service.shell("sat", `exec ${line} --runnables ${net.runnables}`, env)
+    : Service.start(
+      "sat",
+      [...line.slice(prefix.length).split(" "), "--runnables", net.runnables],
+      env,
+    );
+  net.services.push(sat);
+  return sat;
+}
+
+async function stopNetwork(net: Network): Promise<void> {
+  for (const service of net.services.reverse()) await service.stop();
+  for (const tap of net.taps) await tap.close();
+  await Deno.remove(net.home, { recursive: true });
+}
+
+async function post(net: Network, path: string, body: string, signal?: AbortSignal) {
+  const response = await fetch(`http://127.0.0.1:${net.httpPort}${path}`, {
+    method: "POST",
+    body,
+    signal,
+  });
+  return { status: response.status, text: await response.text() };
+}
+
+/** Posts until the answer is not 503 (no sat yet), for at most `ms`. */
+async function whenServing(net: Network, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  while (true) {
+    const answer = await post(net, "/hello", "my friend");
+    if (answer.status !== 503 || Date.now() > deadline) return answer;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test("the reference design serves hello, my friend; the sat re-attaches without a ticket", async () => {
+  const net = await startNetwork();
+  try {
+    assert.match(
+      net.satCommand,
+      new RegExp(
+        `^deno task sat --fwd ${net.fwd} --relay 127\\.0\\.0\\.1:${net.relayPort} --ticket stratos-ticket-1\\.\\S+$`,
+      ),
+    );
+    const sat = startSat(net, net.satCommand, { shell: true });
+    assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+
+    // The ticket is used up: the proxy printed a fresh sat command for the next sat.
+    const fresh = (await net.proxy.line(
+      /^sat command: (.*)$/,
+      10_000,
+      net.proxy.lines.findIndex((l) => l.startsWith("sat command:")) + 1,
+    ))[1]!;
+    assert.notEqual(fresh, net.satCommand);
+
+    // 200 concurrent requests on the one channel, every answer its own.
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => post(net, "/hello", `friend ${i}`)),
+    );
+    answers.forEach((a, i) => assert.deepEqual(a, { status: 200, text: `hello, friend ${i}` }));
+
+    // Errors are clear and immediate.
+    assert.equal((await post(net, "/nope", "")).status, 404);
+    const wrongMethod = await fetch(`http://127.0.0.1:${net.httpPort}/hello`);
+    assert.equal(wrongMethod.status, 405);
+    assert.equal(wrongMethod.headers.get("allow"), "POST");
+    await wrongMethod.body?.cancel();
+
+    // After enrollment, `deno task sat --fwd FWD_x` alone reconnects (same state folder).
+    assert.equal((await sat.stop()).code, 0);
+    const again = startSat(
+      net,
+      `deno task sat --fwd ${net.fwd} --relay 127.0.0.1:${net.relayPort}`,
+    );
+    assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+    void again;
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
+Deno.test("the relay carries neither the request body nor the response in the clear", async () => {
+  const net = await startNetwork({ tap: true });
+  try {
+    startSat(net, net.satCommand);
+    const secret = `my friend ${crypto.randomUUID()}`;
+    const deadline = Date.now() + 20_000;
+    let answer;
+    do {
+      answer = await post(net, "/hello", secret);
+    } while (answer.status === 503 && Date.now() < deadline);
+    assert.deepEqual(answer, { status: 200, text: `hello, ${secret}` });
+    const [proxyTap, satTap] = net.taps;
+    assert.ok(proxyTap!.total > 0 && satTap!.total > 0, "both taps carried traffic");
+    for (const tap of net.taps) {
+      assert.equal(tap.contains(new TextEncoder().encode(secret)), false);
+      assert.equal(tap.contains(new TextEncoder().encode(`hello, ${secret}`)), false);
+      assert.equal(tap.contains(new TextEncoder().encode(secret.slice(10))), false);
+    }
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
+Deno.test("sats without a trust decision are refused, exit 2, and never get a request", async () => {
+  const net = await startNetwork();
+  try {
+    // No ticket and nothing pinned: the sat itself refuses to talk to an unknown proxy.
+    const bare = `deno task sat --fwd ${net.fwd} --relay 127.0.0.1:${net.relayPort}`;
+    const stranger = startSat(net, bare, { home: "stranger-home" });
+    assert.equal((await stranger.exited()).code, 2);
+    assert.match(stranger.stderr, /is not trusted: enroll with a ticket/);
+
+    // A sat that trusts the proxy (its pin copied from an enrolled sat) but whose own identity
+    // the proxy never enrolled: the proxy refuses it.
+    const enrolled = startSat(net, net.satCommand);
+    assert.equal((await whenServing(net)).status, 200);
+    await enrolled.stop();
+    const impostorState = join(net.home, "impostor-home", "sat");
+    await Deno.mkdir(impostorState, { recursive: true, mode: 0o700 });
+    await Deno.copyFile(
+      join(net.home, "sat-home/sat/trust.json"),
+      join(impostorState, "trust.json"),
+    );
+    await Deno.chmod(join(impostorState, "trust.json"), 0o600);
+    const impostor = startSat(net, bare, { home: "impostor-home" });
+    assert.equal((await impostor.exited()).code, 2);
+    assert.match(impostor.stderr, /refused this node/);
+    assert.match(net.proxy.stderr, /refused a sat/);
+    assert.equal((await post(net, "/hello", "my friend")).status, 503);
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
+Deno.test("a sat refuses a proxy other than the one its ticket names, before revealing it", async () => {
+  const net = await startNetwork();
+  // A second proxy on the same relay: the sat is pointed at it with the first proxy's ticket.
+  const other = Service.start("proxy", [
+    "--relay",
+    `127.0.0.1:${net.relayPort}`,
+    "--http",
+    "127.0.0.1:0",
+    "--directive",
+    net.directive,
+  ], { STRATOS_HOME: join(net.home, "other-proxy-home") });
+  net.services.push(other);
+  try {
+    const otherPort = Number((await other.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
+    const otherFwd = (await other.line(/^(FWD_[0-9a-f]{16})$/))[1]!;
+    const misled = startSat(net, net.satCommand.replace(net.fwd, otherFwd));
+    const status = await misled.exited();
+    assert.equal(status.code, 2);
+    assert.match(misled.stderr, /refusing before revealing the ticket/);
+    const response = await fetch(`http://127.0.0.1:${otherPort}/hello`, {
+      method: "POST",
+      body: "x",
+    });
+    assert.equal(response.status, 503);
+    await response.body?.cancel();
+    // The ticket was never revealed, so it still enrolls a sat with the right proxy.
+    startSat(net, net.satCommand, { home: "sat-home-2" });
+    assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
+Deno.test("killing the sat gives 502 in flight and 503 after; a restarted sat serves again", async () => {
+  const net = await startNetwork();
+  try {
+    const sat = startSat(net, net.satCommand);
+    assert.equal((await whenServing(net)).status, 200);
+    const inFlight = post(net, "/slow", "5000");
+    await new Promise((r) => setTimeout(r, 500));
+    sat.kill("SIGKILL");
+    const cut = await inFlight;
+    assert.equal(cut.status, 502);
+    assert.match(cut.text, /went away/);
+    const none = await post(net, "/hello", "my friend");
+    assert.equal(none.status, 503);
+    assert.deepEqual(JSON.parse(none.text).status, 503);
+    await sat.exited();
+    startSat(net, `deno task sat --fwd ${net.fwd} --relay 127.0.0.1:${net.relayPort}`);
+    assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+  } finally {
+    await stopNetwork(net);
+  }
+});
