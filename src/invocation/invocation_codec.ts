@@ -170,9 +170,36 @@ export function encodeCancel(id: number): Uint8Array {
   return frame(CANCEL, true, id, 0)[0];
 }
 
-/** Room for the first chunk after a JSON header of `headerJson` (for splitting bodies). */
-export function firstChunkRoom(json: unknown): number {
-  return MAX_CHUNK_LEN - encoder.encode(JSON.stringify(json)).length;
+/**
+ * An INVOKE (or RESULT) and the BODY messages that carry the rest of `body`, encoding the JSON
+ * header once.
+ *
+ * @throws RangeError when the JSON header exceeds MAX_JSON_HEADER_LEN
+ */
+export function encodeWithBody(
+  type: typeof INVOKE | typeof RESULT,
+  id: number,
+  header: InvokeHeader | ResultHeader,
+  body: Uint8Array,
+): Uint8Array[] {
+  const text = encoder.encode(JSON.stringify(header));
+  if (text.length > MAX_JSON_HEADER_LEN) {
+    throw new RangeError(
+      `invocation header of ${text.length} bytes exceeds ${MAX_JSON_HEADER_LEN}`,
+    );
+  }
+  const firstLength = Math.min(body.length, MAX_CHUNK_LEN - text.length);
+  const last = firstLength === body.length;
+  const [first, offset] = frame(type, last, id, 2 + text.length + firstLength);
+  new DataView(first.buffer).setUint16(offset, text.length);
+  first.set(text, offset + 2);
+  first.set(body.subarray(0, firstLength), offset + 2 + text.length);
+  const messages = [first];
+  for (let at = firstLength; at < body.length; at += MAX_CHUNK_LEN) {
+    const chunk = body.subarray(at, at + MAX_CHUNK_LEN);
+    messages.push(encodeBody(id, chunk, at + chunk.length === body.length));
+  }
+  return messages;
 }
 
 function parseJson(bytes: Uint8Array): unknown {
@@ -265,13 +292,4 @@ export function decodeInvocationMessage(bytes: Uint8Array): InvocationMessage {
     default:
       throw new InvocationProtocolError(`unknown message type ${type}`);
   }
-}
-
-/** Splits `body` into the first chunk (after a JSON header) and the rest, in chunk order. */
-export function splitChunks(body: Uint8Array, firstRoom: number): Uint8Array[] {
-  const chunks = [body.subarray(0, Math.max(0, firstRoom))];
-  for (let offset = chunks[0]!.length; offset < body.length; offset += MAX_CHUNK_LEN) {
-    chunks.push(body.subarray(offset, offset + MAX_CHUNK_LEN));
-  }
-  return chunks;
 }

@@ -9,16 +9,14 @@ import type { SecureChannel } from "../channel/mod.ts";
 import {
   BODY,
   decodeInvocationMessage,
-  encodeBody,
   encodeCancel,
-  encodeInvoke,
-  firstChunkRoom,
+  encodeWithBody,
   HELLO,
   InvocationProtocolError,
+  INVOKE,
   type InvokeHeader,
   RESULT,
   type ResultHeader,
-  splitChunks,
 } from "./invocation_codec.ts";
 
 /** The sat went away (channel closed or broke) before the invocation finished. */
@@ -178,11 +176,10 @@ export class SatConnection {
     const onAbort = () => this.#cancel(id, options.signal!.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const chunks = splitChunks(body, firstChunkRoom(header));
-      await this.#channel.send(encodeInvoke(id, header, chunks[0]!, chunks.length === 1));
-      for (let i = 1; i < chunks.length; i++) {
-        if (!this.#pending.has(id)) break;
-        await this.#channel.send(encodeBody(id, chunks[i]!, i === chunks.length - 1));
+      const messages = encodeWithBody(INVOKE, id, header, body);
+      await this.#channel.send(messages[0]!);
+      for (let i = 1; i < messages.length && this.#pending.has(id); i++) {
+        await this.#channel.send(messages[i]!);
       }
     } catch (error) {
       this.#settle(id, undefined, new SatGoneError("the sat went away", { cause: error }));

@@ -10,15 +10,13 @@ import {
   BODY,
   CANCEL,
   decodeInvocationMessage,
-  encodeBody,
   encodeHello,
-  encodeResult,
-  firstChunkRoom,
+  encodeWithBody,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
+  RESULT,
   type ResultHeader,
-  splitChunks,
 } from "./invocation_codec.ts";
 
 /** What running an invocation gives. */
@@ -84,11 +82,11 @@ export async function serveInvocations(
       ? { ok: true }
       : { ok: false, code: outcome.code, message: outcome.message };
     const output = outcome.ok ? outcome.output : new Uint8Array(0);
-    const chunks = splitChunks(output, firstChunkRoom(header));
-    await channel.send(encodeResult(id, header, chunks[0]!, chunks.length === 1));
-    for (let i = 1; i < chunks.length; i++) {
+    const messages = encodeWithBody(RESULT, id, header, output);
+    await channel.send(messages[0]!);
+    for (let i = 1; i < messages.length; i++) {
       if (running.get(id)?.signal.aborted) return;
-      await channel.send(encodeBody(id, chunks[i]!, i === chunks.length - 1));
+      await channel.send(messages[i]!);
     }
   };
 

@@ -70,10 +70,14 @@ function errorResponse(status: number, message: string, requestId: string, heade
 
 /** Reads the body, refusing one over `max` bytes without buffering more than that. */
 async function readBody(request: Request, max: number): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? NaN);
-  const tooLarge = () => new HttpError(413, `the request body exceeds the limit of ${max} bytes`);
-  if (declared > max) throw tooLarge();
   if (!request.body) return new Uint8Array(0);
+  const tooLarge = () => new HttpError(413, `the request body exceeds the limit of ${max} bytes`);
+  const declared = request.headers.get("content-length");
+  if (declared !== null) {
+    // A declared length is enforced by the HTTP server, so the fast whole-body read is safe.
+    if (Number(declared) > max) throw tooLarge();
+    return new Uint8Array(await request.arrayBuffer());
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();
@@ -99,9 +103,28 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
   return body;
 }
 
+/** Path and query of an absolute request URL, without a full URL parse. */
+function pathAndQuery(url: string): { path: string; query: string } {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return { path: "/", query: "" };
+  const q = url.indexOf("?", start);
+  const hash = url.indexOf("#", start);
+  const end = hash < 0 ? url.length : hash;
+  return q < 0 || q > end
+    ? { path: url.slice(start, end), query: "" }
+    : { path: url.slice(start, q), query: url.slice(q, end) };
+}
+
+// Request ids: a random per-process prefix and a counter, unique without a CSPRNG call each.
+const REQUEST_ID_PREFIX = Array.from(
+  crypto.getRandomValues(new Uint8Array(4)),
+  (b) => b.toString(16).padStart(2, "0"),
+).join("");
+let requestCounter = 0;
+
 function newRequestId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  requestCounter = (requestCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${REQUEST_ID_PREFIX}-${requestCounter.toString(36)}`;
 }
 
 /**
@@ -154,16 +177,16 @@ export function createProxyHandler(
 
   return async (request: Request): Promise<Response> => {
     const requestId = request.headers.get("x-request-id") ?? newRequestId();
-    const url = new URL(request.url);
+    const url = pathAndQuery(request.url);
     const started = performance.now();
     let status = 500;
     try {
-      const route = options.resolve(request.method, url.pathname);
+      const route = options.resolve(request.method, url.path);
       if (route.kind === "not-found") {
-        throw new HttpError(404, `no route for ${request.method} ${url.pathname}`);
+        throw new HttpError(404, `no route for ${request.method} ${url.path}`);
       }
       if (route.kind === "method-not-allowed") {
-        throw new HttpError(405, `${request.method} is not allowed on ${url.pathname}`, {
+        throw new HttpError(405, `${request.method} is not allowed on ${url.path}`, {
           allow: route.allowed.join(", "),
         });
       }
@@ -175,7 +198,7 @@ export function createProxyHandler(
         const header: InvokeHeader = {
           fn,
           method: request.method,
-          url: url.pathname + url.search,
+          url: url.path + url.query,
           requestId,
           headers,
           params: route.params,
@@ -202,7 +225,7 @@ export function createProxyHandler(
       log.debug("request", {
         requestId,
         method: request.method,
-        path: url.pathname,
+        path: url.path,
         status,
         ms: Math.round((performance.now() - started) * 100) / 100,
       });
