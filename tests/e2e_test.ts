@@ -293,3 +293,18 @@ Deno.test("killing the sat gives 502 in flight and 503 after; a restarted sat se
     await stopNetwork(net);
   }
 });
+
+Deno.test("deno task demo serves hello, my friend and stops cleanly on Ctrl-C", async () => {
+  const demo = Service.shell("demo", "exec deno task demo --http 127.0.0.1:0", {});
+  try {
+    const [, url] = await demo.line(/^try: {2}curl -d "my friend" (\S+)$/);
+    const response = await fetch(`http://${url}`, { method: "POST", body: "my friend" });
+    assert.equal(await response.text(), "hello, my friend");
+    demo.kill("SIGINT");
+    assert.equal((await demo.exited()).code, 0);
+    await assert.rejects(fetch(`http://${url}`, { method: "POST", body: "x" }));
+  } finally {
+    demo.kill("SIGKILL");
+    await demo.exited();
+  }
+});

@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
+import { SILENT_LOGGER } from "../src/cli/mod.ts";
+import { parseDirective } from "../src/directive/mod.ts";
+import { type RunOutcome, SatConnection, serveInvocations } from "../src/invocation/mod.ts";
+import { createProxyHandler, routeResolver, SatRegistry } from "../src/proxy/mod.ts";
+import { memoryTransportPair } from "../src/wire/mod.ts";
+
+const DIRECTIVE = parseDirective(
+  `identifier: com.example.proxy
+appVersion: v0.1.0
+atmoVersion: v0.4.0
+handlers:
+  - type: request
+    resource: /hello
+    method: POST
+    steps:
+      - fn: hello
+  - type: request
+    resource: /users/:id
+    method: GET
+    steps:
+      - fn: hello
+  - type: request
+    resource: /missing
+    method: POST
+    steps:
+      - fn: nobody-has-it
+`,
+  { file: "Directive.yaml" },
+);
+
+type Runner = (fn: string, body: string, params: Record<string, string>) => Promise<RunOutcome>;
+
+/** A proxy handler with one real sat behind a real secure channel, running `runner`. */
+async function proxyWith(
+  runner: Runner,
+  options: { maxBodyBytes?: number; timeoutMs?: number } = {},
+) {
+  const satIdentity = Identity.generate();
+  const proxyIdentity = Identity.generate();
+  const [a, b] = memoryTransportPair();
+  const [satChannel, proxyChannel] = await Promise.all([
+    SecureChannel.initiate(a, {
+      identity: satIdentity,
+      trust: await TrustPolicy.open({ allow: [proxyIdentity.identifier] }),
+    }),
+    SecureChannel.respond(b, {
+      identity: proxyIdentity,
+      trust: await TrustPolicy.open({ allow: [satIdentity.identifier] }),
+    }),
+  ]);
+  const served = serveInvocations(
+    satChannel,
+    ["hello"],
+    (header, body) => runner(header.fn, new TextDecoder().decode(body), { ...header.params }),
+  );
+  const sats = new SatRegistry();
+  const sat = await SatConnection.accept(proxyChannel);
+  sats.add(sat);
+  const handler = createProxyHandler({
+    resolve: routeResolver(DIRECTIVE),
+    sats,
+    log: SILENT_LOGGER,
+    ...options,
+  });
+  return {
+    handler,
+    satChannel,
+    close: async () => {
+      await sat.close();
+      await served;
+    },
+  };
+}
+
+const hello: Runner = (_fn, body) =>
+  Promise.resolve({ ok: true, output: new TextEncoder().encode(`hello, ${body}`) });
+
+async function call(
+  handler: (r: Request) => Promise<Response>,
+  init: RequestInit & { path: string },
+) {
+  const response = await handler(new Request(`http://proxy.test${init.path}`, init));
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+Deno.test("the proxy answers a routed request with the function's output", async () => {
+  const proxy = await proxyWith(hello);
+  try {
+    const answer = await call(proxy.handler, { path: "/hello", method: "POST", body: "my friend" });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.text, "hello, my friend");
+    assert.ok(answer.headers.get("x-request-id"));
+  } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("URL parameters reach the function", async () => {
+  const proxy = await proxyWith((_fn, _body, params) =>
+    Promise.resolve({ ok: true, output: new TextEncoder().encode(`user ${params.id}`) })
+  );
+  try {
+    assert.equal(
+      (await call(proxy.handler, { path: "/users/42?x=1", method: "GET" })).text,
+      "user 42",
+    );
+  } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("the proxy's errors are clear and in Atmo's JSON shape", async (t) => {
+  const proxy = await proxyWith(
+    (_fn, body) =>
+      body === "fail"
+        ? Promise.resolve({ ok: false, code: 418, message: "I'm a teapot" })
+        : body === "odd"
+        ? Promise.resolve({ ok: false, code: 1234, message: "odd code" })
+        : body === "slow"
+        ? new Promise((resolve) =>
+          setTimeout(() => resolve({ ok: true, output: new Uint8Array() }), 300)
+        )
+        : hello("hello", body, {}),
+    { maxBodyBytes: 100, timeoutMs: 100 },
+  );
+  try {
+    const cases: [string, RequestInit & { path: string }, number, RegExp][] = [
+      ["no route", { path: "/nope", method: "POST" }, 404, /no route for POST \/nope/],
+      ["wrong method", { path: "/hello", method: "GET" }, 405, /GET is not allowed/],
+      [
+        "body too large",
+        { path: "/hello", method: "POST", body: "x".repeat(101) },
+        413,
+        /exceeds the limit of 100 bytes/,
+      ],
+      [
+        "no sat has the function",
+        { path: "/missing", method: "POST" },
+        503,
+        /no connected sat can run "nobody-has-it"/,
+      ],
+      ["function error", { path: "/hello", method: "POST", body: "fail" }, 418, /teapot/],
+      [
+        "error code outside 200-599",
+        { path: "/hello", method: "POST", body: "odd" },
+        500,
+        /odd code/,
+      ],
+      [
+        "timeout",
+        { path: "/hello", method: "POST", body: "slow" },
+        504,
+        /did not answer within 100 ms/,
+      ],
+    ];
+    for (const [name, init, status, message] of cases) {
+      await t.step(name, async () => {
+        const answer = await call(proxy.handler, init);
+        assert.equal(answer.status, status);
+        const json = JSON.parse(answer.text);
+        assert.equal(json.status, status);
+        assert.match(json.message, message);
+        if (status === 405) assert.equal(answer.headers.get("allow"), "POST");
+      });
+    }
+    // A body sent without a declared length is limited while it streams in.
+    const stream = new ReadableStream({
+      start(c) {
+        c.enqueue(new Uint8Array(60));
+        c.enqueue(new Uint8Array(60));
+        c.close();
+      },
+    });
+    const chunked = await call(proxy.handler, { path: "/hello", method: "POST", body: stream });
+    assert.equal(chunked.status, 413);
+    await new Promise((r) => setTimeout(r, 300)); // let the timed-out job finish on the sat
+  } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("a sat that goes away mid-request gives 502", async () => {
+  let started: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  const proxy = await proxyWith(() => {
+    started();
+    return new Promise(() => {});
+  });
+  try {
+    const answer = call(proxy.handler, { path: "/hello", method: "POST", body: "x" });
+    await running;
+    await proxy.satChannel.close();
+    const { status, text } = await answer;
+    assert.equal(status, 502);
+    assert.match(JSON.parse(text).message, /went away/);
+  } finally {
+    await proxy.close();
+  }
+});
