@@ -40,6 +40,7 @@ import {
 import {
   type Aead,
   AuthenticationError,
+  backendFrom,
   type CipherName,
   type CryptoBackend,
   type Dh,
@@ -440,18 +441,10 @@ const signer: Signer = {
  * const ct = aead.encrypt(new Uint8Array(32), 0n, new Uint8Array(), new Uint8Array([1, 2]));
  * ```
  */
-export const nativeBackend: CryptoBackend = {
+export const nativeBackend: CryptoBackend = backendFrom({
   name: "native",
   dh,
   signer,
-  cipher(name: CipherName): Aead {
-    const aead = CIPHERS[name];
-    if (aead === undefined) throw new RangeError(`unknown cipher name "${name}"`);
-    return aead;
-  },
-  hash(name: HashName): Hash {
-    const hash = HASHES[name];
-    if (hash === undefined) throw new RangeError(`unknown hash name "${name}"`);
-    return hash;
-  },
-};
+  ciphers: CIPHERS,
+  hashes: HASHES,
+});

@@ -99,6 +99,42 @@ export interface CryptoBackend {
   hash(name: HashName): Hash;
 }
 
+/** The parts a backend is made of: its primitives by Noise name. */
+export interface BackendParts {
+  readonly name: string;
+  readonly dh: Dh;
+  readonly signer: Signer;
+  readonly ciphers: Readonly<Record<CipherName, Aead>>;
+  readonly hashes: Readonly<Record<HashName, Hash>>;
+}
+
+/**
+ * A CryptoBackend from its parts; `cipher` and `hash` throw RangeError on an unknown name.
+ *
+ * @example
+ * ```ts
+ * export const myBackend = backendFrom({ name: "mine", dh, signer, ciphers, hashes });
+ * ```
+ */
+export function backendFrom(parts: BackendParts): CryptoBackend {
+  const { name, dh, signer, ciphers, hashes } = parts;
+  return {
+    name,
+    dh,
+    signer,
+    cipher(cipherName: CipherName): Aead {
+      const aead = Object.hasOwn(ciphers, cipherName) ? ciphers[cipherName] : undefined;
+      if (aead === undefined) throw new RangeError(`unknown cipher name "${cipherName}"`);
+      return aead;
+    },
+    hash(hashName: HashName): Hash {
+      const hash = Object.hasOwn(hashes, hashName) ? hashes[hashName] : undefined;
+      if (hash === undefined) throw new RangeError(`unknown hash name "${hashName}"`);
+      return hash;
+    },
+  };
+}
+
 /** An AEAD tag did not verify: the ciphertext, the key, the nonce or the ad is wrong. */
 export class AuthenticationError extends Error {
   override readonly name = "AuthenticationError";

@@ -28,7 +28,7 @@
  * @module
  */
 
-import type { MessageTransport } from "../wire/mod.ts";
+import { concatBytes, type MessageTransport } from "../wire/mod.ts";
 import { defaultBackend } from "./backends.ts";
 import {
   type CryptoBackend,
@@ -104,21 +104,11 @@ function credentialsFor(identity: Identity, backend: CryptoBackend): StaticCrede
   let credentials = byBackend.get(backend);
   if (!credentials) {
     const keyPair = backend.dh.generateKeyPair();
-    const binding = identity.sign(concat(BINDING_CONTEXT, keyPair.publicKey));
+    const binding = identity.sign(concatBytes([BINDING_CONTEXT, keyPair.publicKey]));
     credentials = { keyPair, binding };
     byBackend.set(backend, credentials);
   }
   return credentials;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 function encodeProof(
@@ -127,7 +117,7 @@ function encodeProof(
   presentation?: Uint8Array,
 ): Uint8Array {
   const header = Uint8Array.of(PAYLOAD_VERSION, presentation ? FLAG_TICKET : 0);
-  return concat(header, identity.publicKey, credentials.binding, presentation ?? EMPTY);
+  return concatBytes([header, identity.publicKey, credentials.binding, presentation ?? EMPTY]);
 }
 
 /** Checks a proof payload against the Noise static key; returns the sender's identifier. */
@@ -148,7 +138,7 @@ function verifyProof(
   const identityKey = payload.subarray(2, 2 + SIGNATURE_PUBLIC_KEY_LEN);
   const signature = payload.subarray(2 + SIGNATURE_PUBLIC_KEY_LEN, PROOF_LEN);
   if (
-    !verifyIdentitySignature(identityKey, concat(BINDING_CONTEXT, remoteStatic), signature, {
+    !verifyIdentitySignature(identityKey, concatBytes([BINDING_CONTEXT, remoteStatic]), signature, {
       backend,
     })
   ) {

@@ -6,6 +6,7 @@
  */
 
 import type { SecureChannel } from "../channel/mod.ts";
+import { concatBytes } from "../wire/mod.ts";
 import {
   BODY,
   decodeInvocationMessage,
@@ -57,17 +58,6 @@ interface Pending {
   header?: ResultHeader;
   chunks: Uint8Array[];
   size: number;
-}
-
-function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!.slice();
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /**
@@ -247,7 +237,7 @@ export class SatConnection {
           this.#settle(
             message.id,
             header.ok
-              ? { ok: true, output: concat(pending.chunks, pending.size) }
+              ? { ok: true, output: concatBytes(pending.chunks) }
               : { ok: false, code: header.code, message: header.message },
           );
         }

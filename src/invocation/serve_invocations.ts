@@ -6,6 +6,7 @@
  */
 
 import type { SecureChannel } from "../channel/mod.ts";
+import { concatBytes } from "../wire/mod.ts";
 import {
   BODY,
   CANCEL,
@@ -44,17 +45,6 @@ interface Incoming {
   readonly chunks: Uint8Array[];
   size: number;
   tooLarge: boolean;
-}
-
-function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /**
@@ -103,7 +93,7 @@ export async function serveInvocations(
         try {
           outcome = await runner(
             request.header,
-            concat(request.chunks, request.size),
+            concatBytes(request.chunks, false),
             controller.signal,
           );
         } catch (error) {

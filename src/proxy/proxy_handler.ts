@@ -17,6 +17,7 @@ import {
   SatGoneError,
 } from "../invocation/mod.ts";
 import type { Logger } from "../cli/mod.ts";
+import { concatBytes } from "../wire/mod.ts";
 import type { SatRegistry } from "./sat_registry.ts";
 
 /** What a route resolves to. */
@@ -93,14 +94,7 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    body.set(c, offset);
-    offset += c.length;
-  }
-  return body;
+  return concatBytes(chunks, false);
 }
 
 /** Path and query of an absolute request URL, without a full URL parse. */
