@@ -308,3 +308,37 @@ Deno.test("deno task demo serves hello, my friend and stops cleanly on Ctrl-C", 
     await demo.exited();
   }
 });
+
+Deno.test("after a relay restart and a proxy restart, the same FWD_x serves and the sat reattaches", async () => {
+  const net = await startNetwork();
+  try {
+    startSat(net, net.satCommand);
+    assert.equal((await whenServing(net)).status, 200);
+
+    // The relay restarts on the same port with the same state folder.
+    assert.equal((await net.relay.stop()).code, 0);
+    const relay = Service.start("relay", ["--listen", `127.0.0.1:${net.relayPort}`], {
+      STRATOS_HOME: join(net.home, "relay-home"),
+    });
+    net.services.splice(net.services.indexOf(net.relay), 1, relay);
+    await relay.line(/^listening on /);
+    assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+
+    // The proxy restarts with its state folder: same address, and the pinned sat comes back.
+    assert.equal((await net.proxy.stop()).code, 0);
+    const proxy = Service.start("proxy", [
+      "--relay",
+      `127.0.0.1:${net.relayPort}`,
+      "--http",
+      "127.0.0.1:0",
+      "--directive",
+      net.directive,
+    ], { STRATOS_HOME: join(net.home, "proxy-home") });
+    net.services.splice(net.services.indexOf(net.proxy), 1, proxy);
+    net.httpPort = Number((await proxy.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
+    assert.equal((await proxy.line(/^(FWD_[0-9a-f]{16})$/))[1], net.fwd);
+    assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+  } finally {
+    await stopNetwork(net);
+  }
+});
