@@ -356,6 +356,175 @@ Deno.test("a pool runs 100 concurrent jobs, each with its own result", async (t)
   }
 });
 
+Deno.test("a pool carries inputs and outputs too large for its shared channel by message", async () => {
+  using pool = new RunnablePool({ concurrency: 2 });
+  using echo = await probe({ pool });
+  const sizes = [256 * 1024, 300_000, 1024 * 1024];
+  const large = sizes.map((size) => {
+    const bytes = Uint8Array.from({ length: size }, (_, i) => (i * 131 + (i >> 8)) & 0xff);
+    bytes[0] = 0x78; // "x": echo
+    return bytes;
+  });
+  const results = await Promise.all([
+    ...large.map((input) => echo.run(input)),
+    ...Array.from({ length: 20 }, (_, i) => run(echo, `small ${i}`)),
+  ]);
+  large.forEach((input, i) => {
+    const result = results[i]!;
+    assert.ok(result.ok, `${input.length} bytes: ${JSON.stringify(result).slice(0, 200)}`);
+    assert.deepEqual(result.output, input);
+  });
+  results.slice(large.length).forEach((result, i) => assert.equal(output(result), `small ${i}`));
+  for (const result of results) {
+    // Each output is the caller's own: never a view of shared memory.
+    assert.ok(result.ok && result.output.buffer instanceof ArrayBuffer);
+    assert.equal(result.output.byteOffset, 0);
+  }
+});
+
+Deno.test("jobs handed to a worker behind a looping job run on another worker", async () => {
+  using pool = new RunnablePool({ concurrency: 2 });
+  using runnable = await probe({ timeoutMs: 1000, pool });
+  const started = performance.now();
+  // Submitted together: the first worker's batch holds the loop and the job after it.
+  const loop = run(runnable, "L");
+  const others = [run(runnable, "first"), run(runnable, "second"), run(runnable, "third")];
+  assert.deepEqual((await Promise.all(others)).map(output), ["first", "second", "third"]);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 500, `the jobs behind the loop took ${elapsed} ms`);
+  const looped = await loop;
+  assert.ok(!looped.ok && looped.message.includes("time limit"));
+});
+
+Deno.test("a looping job later in a worker's batch hits its time limit on time", async () => {
+  using runnable = await probe({ concurrency: 1, timeoutMs: 200 });
+  // A worker that is up takes all three jobs in one batch.
+  assert.equal(output(await run(runnable, "warm")), "warm");
+  const started = performance.now();
+  const [before, loop, after] = await Promise.all([
+    run(runnable, "before"),
+    run(runnable, "L"),
+    run(runnable, "after"),
+  ]);
+  const elapsed = performance.now() - started;
+  assert.equal(output(before), "before");
+  assert.deepEqual(loop, {
+    ok: false,
+    code: 500,
+    message: 'runnable "abi_probe" exceeded its time limit of 200 ms',
+  });
+  assert.equal(output(after), "after");
+  assert.ok(elapsed >= 190 && elapsed < 1000, `answered after ${elapsed} ms`);
+});
+
+Deno.test("a job aborted while it waits in a worker's batch never runs", async () => {
+  const { logs, log } = recorder();
+  using runnable = await probe({ concurrency: 1, log });
+  // A worker that is up takes both jobs in one batch at once.
+  assert.equal(output(await run(runnable, "warm")), "warm");
+  const loopAbort = new AbortController();
+  const waitAbort = new AbortController();
+  const loop = runnable.run(encoder.encode("L"), undefined, { signal: loopAbort.signal });
+  const waiting = runnable.run(encoder.encode("lnot me"), undefined, { signal: waitAbort.signal });
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  const started = performance.now();
+  waitAbort.abort(new Error("changed my mind"));
+  await assert.rejects(waiting, { message: "changed my mind" });
+  assert.ok(performance.now() - started < 50);
+  loopAbort.abort(new Error("enough"));
+  await assert.rejects(loop, { message: "enough" });
+  assert.equal(output(await run(runnable, "lafter")), "lafter");
+  assert.deepEqual(logs.map((l) => l.message), ["after"]);
+});
+
+Deno.test("request_get_field reads the body when the request's body is the input", async () => {
+  using runnable = await probe();
+  const input = encoder.encode("R0body");
+  assert.equal(output(await runnable.run(input, { ...REQUEST, body: input })), "R0body");
+  const other = encoder.encode("R0body");
+  assert.equal(
+    output(await runnable.run(other, REQUEST)),
+    '{"name":"Ada","age":36}',
+    "a body that is not the input is its own",
+  );
+});
+
+Deno.test("a runnable closed while its jobs are in flight still answers them", async () => {
+  using pool = new RunnablePool({ concurrency: 2 });
+  const hello = await load(HELLO_FILE, "helloworld-rs", { pool });
+  const jobs = Array.from({ length: 40 }, (_, i) => run(hello, `${i}`));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  hello.close();
+  const more = Array.from({ length: 40 }, (_, i) => run(hello, `${i}`));
+  for (const job of more) {
+    await assert.rejects(job, { message: 'runnable "helloworld-rs" is closed' });
+  }
+  (await Promise.all(jobs)).forEach((result, i) => assert.equal(output(result), `hello, ${i}`));
+  using again = await load(HELLO_FILE, "helloworld-rs", { pool });
+  assert.equal(output(await run(again, "again")), "hello, again");
+});
+
+Deno.test("a pool answers every job of a mixed load with aborts, errors, traps and logs", async () => {
+  const { logs, log } = recorder();
+  using pool = new RunnablePool({ concurrency: 2 });
+  using hello = await load(HELLO_FILE, "helloworld-rs", { pool });
+  using echo = await probe({ pool, log });
+  // A fixed sequence (a linear congruential generator) so that a failure can be replayed.
+  let seed = 12345;
+  const next = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const checks: Promise<void>[] = [];
+  const logged: string[] = [];
+  const mayLog = new Set<string>();
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 25; i++) {
+      const tag = `${round}.${i} ünïcødé ✓`;
+      const kind = next(6);
+      const abort = next(5) === 0 ? new AbortController() : undefined;
+      const signal = abort?.signal;
+      let job: Promise<RunResult>;
+      let expect: (result: RunResult) => void;
+      if (kind === 0) {
+        job = hello.run(encoder.encode(tag), undefined, { signal });
+        expect = (result) => assert.equal(output(result), `hello, ${tag}`);
+      } else if (kind === 1) {
+        job = echo.run(encoder.encode(`E${tag}`), undefined, { signal });
+        expect = (result) => assert.deepEqual(result, { ok: false, code: 418, message: tag });
+      } else if (kind === 2) {
+        job = echo.run(encoder.encode("T"), undefined, { signal });
+        expect = (result) => assert.ok(!result.ok && result.message.includes("trapped"));
+      } else if (kind === 3) {
+        job = echo.run(encoder.encode("R3id"), { ...REQUEST, params: { id: tag } }, { signal });
+        expect = (result) => assert.equal(output(result), tag);
+      } else if (kind === 4) {
+        job = echo.run(encoder.encode(`l${tag}`), REQUEST, { signal });
+        mayLog.add(tag);
+        expect = (result) => {
+          assert.equal(output(result), `l${tag}`);
+          logged.push(tag);
+        };
+      } else {
+        job = echo.run(encoder.encode(tag), undefined, { signal });
+        expect = (result) => assert.equal(output(result), tag);
+      }
+      if (abort) setTimeout(() => abort.abort(new Error(`aborted ${tag}`)), next(3));
+      checks.push(job.then(expect, (error) => {
+        // An aborted job rejects, unless it was answered first.
+        assert.ok(abort, `${tag}: ${error}`);
+        assert.equal(error.message, `aborted ${tag}`);
+      }));
+    }
+    if (next(2) === 0) await new Promise((resolve) => setTimeout(resolve, next(3)));
+  }
+  await Promise.all(checks);
+  // Every answered job logged; an aborted one may have run (and logged) before the abort.
+  const messages = new Set(logs.map((l) => l.message));
+  assert.equal(messages.size, logs.length);
+  for (const tag of logged) assert.ok(messages.has(tag), `no log of ${tag}`);
+  for (const message of messages) assert.ok(mayLog.has(message), `unexpected log ${message}`);
+  for (const { level } of logs) assert.equal(level, "warn");
+  for (const { fields } of logs) assert.equal(fields.requestId, "req-42");
+});
+
 Deno.test("a closed runnable or pool refuses jobs", async () => {
   const pool = new RunnablePool({ concurrency: 1 });
   const hello = await load(HELLO_FILE, "helloworld-rs", { pool });

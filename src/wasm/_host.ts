@@ -44,14 +44,18 @@ export class JobState {
   failure: string | undefined;
   readonly logs: JobLog[] = [];
   droppedLogs = 0;
+  /** Whether anyone reads this job's logs; if not, `log_msg` costs no decoding. */
+  readonly keepsLogs: boolean;
   #logBytes = 0;
 
-  constructor(ident: number, request: RequestInfo | undefined) {
+  constructor(ident: number, request: RequestInfo | undefined, keepsLogs = true) {
     this.ident = ident;
     this.request = request;
+    this.keepsLogs = keepsLogs;
   }
 
   log(level: number, message: string): void {
+    if (!this.keepsLogs) return;
     if (this.logs.length >= MAX_LOG_RECORDS || this.#logBytes + message.length > MAX_LOG_BYTES) {
       this.droppedLogs++;
       return;
@@ -158,7 +162,10 @@ export class RunnableInstance {
       },
       log_msg: (ptr: number, size: number, level: number, ident: number) => {
         const job = this.#jobFor(ident, "log_msg");
-        if (job) job.log(level, this.#text(ptr, size, "log_msg"));
+        if (!job) return;
+        // Bounds-checked even when nobody reads the logs.
+        const bytes = this.#bytes(ptr, size, "log_msg");
+        if (job.keepsLogs) job.log(level, decoder.decode(bytes));
       },
       request_get_field: (fieldType: number, keyPtr: number, keySize: number, ident: number) => {
         const job = this.#jobFor(ident, "request_get_field");

@@ -22,4 +22,6 @@ export interface PoolRunnable extends RunnableSpec {
   module: WebAssembly.Module;
   timeoutMs: number;
   log: RunnableLog | undefined;
+  /** The module imports `env.request_get_field`: only then does a job's request go along. */
+  readsRequest: boolean;
 }

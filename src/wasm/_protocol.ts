@@ -1,10 +1,17 @@
 /**
- * Messages between a {@linkcode RunnablePool} and its workers (`_worker.ts`). Structured clone
- * carries them; a compiled `WebAssembly.Module` crosses without being compiled again.
+ * Messages between a {@linkcode RunnablePool} and its workers (`_worker.ts`). Jobs and their
+ * answers go through the worker's shared-memory channel (_job_channel.ts); messages carry what
+ * cannot or need not be on that hot path. Structured clone carries them; a compiled
+ * `WebAssembly.Module` crosses without being compiled again.
  *
- * pool → worker: `run` (one job; the module rides along the first time a worker sees it),
- * `forget` (a runnable was closed). worker → pool: `ready` (once, at start), `instance` (a new
- * instance's interrupt word, before any of its code runs), `done` (a job's result and logs).
+ * pool → worker: `channel` (once, first), `load` (a runnable's module, before the first record of
+ * it in the channel), `forget` (a runnable was closed; sent only between batches), `payload` (the
+ * input and request of a BY_MESSAGE record, too large for the channel; sent before the record).
+ * The worker handles messages between batches, or when a record waits for one.
+ *
+ * worker → pool: `ready` (once it has the channel), `instance` (a new instance's interrupt word,
+ * before any of its code runs), `done` (an answer too large for the channel, for a POSTED
+ * record).
  *
  * @module
  */
@@ -20,24 +27,12 @@ export interface RunnableSpec {
   maxMemoryPages: number;
 }
 
-/** Runs one job. */
-export interface RunMessage {
-  kind: "run";
-  /** Positive int32; the value the job's interrupt word holds while the job runs. */
-  jobId: number;
-  runnable: RunnableSpec & { module?: WebAssembly.Module };
-  input: Uint8Array;
-  request?: RequestInfo;
-}
-
-/** Drops a runnable's module and instance. */
-export interface ForgetMessage {
-  kind: "forget";
-  key: number;
-}
-
 /** Messages to a worker. */
-export type ToWorker = RunMessage | ForgetMessage;
+export type ToWorker =
+  | { kind: "channel"; buffer: SharedArrayBuffer }
+  | { kind: "load"; spec: RunnableSpec; module: WebAssembly.Module }
+  | { kind: "forget"; key: number }
+  | { kind: "payload"; jobId: number; input: Uint8Array; request: RequestInfo | undefined };
 
 /** One `log_msg` call (level as the module passed it). */
 export interface JobLog {
@@ -45,15 +40,18 @@ export interface JobLog {
   message: string;
 }
 
+/** A job's answer sent by message. */
+export interface DoneMessage {
+  kind: "done";
+  jobId: number;
+  ident: number;
+  result: RunResult;
+  logs: JobLog[];
+  droppedLogs: number;
+}
+
 /** Messages from a worker. */
 export type FromWorker =
   | { kind: "ready" }
   | { kind: "instance"; key: number; interrupt: SharedArrayBuffer }
-  | {
-    kind: "done";
-    jobId: number;
-    ident: number;
-    result: RunResult;
-    logs: JobLog[];
-    droppedLogs: number;
-  };
+  | DoneMessage;

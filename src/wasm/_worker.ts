@@ -1,13 +1,27 @@
 /**
- * A Wasm worker of a {@linkcode RunnablePool}: runs one job at a time, keeps one instance per
- * runnable for the next job, and answers every `run` with exactly one `done` (see _protocol.ts).
+ * A Wasm worker of a {@linkcode RunnablePool}: takes batches of jobs from its shared-memory
+ * channel (_job_channel.ts), runs them one at a time, keeps one instance per runnable for the
+ * next job, and answers every record of a batch exactly once.
+ *
+ * Between batches it waits with `Atomics.waitAsync`: never a blocking wait, so messages
+ * (modules, payloads) keep arriving. When batches have been coming close together it first polls
+ * the channel for up to {@linkcode SPIN_MS}.
  *
  * @module
  */
 
 import { type JobOutcome, JobState, RunnableInstance } from "./_host.ts";
-import type { FromWorker, RunMessage, RunnableSpec, ToWorker } from "./_protocol.ts";
-import type { RunResult } from "./runnable.ts";
+import { clock, type JobRecord, WorkerChannel } from "./_job_channel.ts";
+import type { FromWorker, RunnableSpec, ToWorker } from "./_protocol.ts";
+import type { RequestInfo, RunResult } from "./runnable.ts";
+
+/**
+ * How long a worker polls its channel after a batch before it sleeps, if the previous batch came
+ * within that time of the one before: a pool that answers a job and hands over the next that
+ * fast saves the worker a wakeup (~10 µs). Polling only on that sign keeps the worker from
+ * burning a core the pool's thread and other processes need when batches come further apart.
+ */
+export const SPIN_MS = 0.05;
 
 // The worker global scope (lib "deno.worker"), typed here so this file checks with the
 // rest of src/ under the default window lib.
@@ -16,55 +30,147 @@ const scope = self as unknown as {
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
 };
 
+interface Payload {
+  input: Uint8Array;
+  request: RequestInfo | undefined;
+}
+
 const modules = new Map<number, { spec: RunnableSpec; module: WebAssembly.Module }>();
 const instances = new Map<number, RunnableInstance>();
+/** Inputs and requests of BY_MESSAGE records, by job id. */
+const payloads = new Map<number, Payload>();
+/** Job ids of BY_MESSAGE records skipped before their payload arrived. */
+const unwanted = new Set<number>();
+let channel: WorkerChannel | undefined;
+/** Set while the next record waits for a message (its module or payload). */
+let stalled = false;
+/** When the last batch was answered ({@linkcode clock}). */
+let answeredAt = -Infinity;
+/** How many batches in a row came within SPIN_MS of the answer before: at 2, poll. */
+let closeInARow = 0;
 
 scope.onmessage = (event) => {
   const message = event.data;
-  if (message.kind === "forget") {
-    modules.delete(message.key);
-    instances.delete(message.key);
-    return;
+  switch (message.kind) {
+    case "channel":
+      channel = new WorkerChannel(message.buffer);
+      scope.postMessage({ kind: "ready" });
+      idle();
+      return;
+    case "load":
+      modules.set(message.spec.key, { spec: message.spec, module: message.module });
+      break;
+    case "forget":
+      modules.delete(message.key);
+      instances.delete(message.key);
+      break;
+    case "payload":
+      if (!unwanted.delete(message.jobId)) payloads.set(message.jobId, message);
+      break;
   }
-  run(message);
+  if (stalled) {
+    stalled = false;
+    serve();
+  }
 };
 
-function run(message: RunMessage): void {
-  const { jobId, runnable, input, request } = message;
-  const { key, name, maxMemoryPages, module } = runnable;
-  if (module) modules.set(key, { spec: { key, name, maxMemoryPages }, module });
-  const job = new JobState(randomIdent(), request);
-  const outcome = execute(key, name, jobId, job, input);
-  if (!outcome.reusable) instances.delete(key);
-  const { result } = outcome;
-  // The output was copied out of the module's memory into a buffer of its own: move it.
-  const transfer = result.ok ? [result.output.buffer as ArrayBuffer] : [];
-  scope.postMessage(
-    { kind: "done", jobId, ident: job.ident, result, logs: job.logs, droppedLogs: job.droppedLogs },
-    transfer,
-  );
+/** Runs records until the batch is answered and no next one comes soon, or one stalls. */
+function serve(): void {
+  const ch = channel!;
+  for (;;) {
+    while (ch.more) {
+      if (!step(ch)) {
+        stalled = true;
+        return;
+      }
+    }
+    answeredAt = clock();
+    if (closeInARow >= 2 && !ch.pending()) {
+      ch.spin(true);
+      const until = performance.now() + SPIN_MS;
+      while (!ch.pending() && performance.now() < until) {
+        // Poll: the next batch often comes within microseconds.
+      }
+      ch.spin(false);
+    }
+    if (!ch.pending()) return idle();
+    begin(ch);
+  }
 }
 
-function execute(
-  key: number,
-  name: string,
-  jobId: number,
-  job: JobState,
-  input: Uint8Array,
-): JobOutcome {
-  const loaded = modules.get(key);
-  if (!loaded) {
-    return { result: failed(`runnable "${name}" is not loaded in this worker`), reusable: false };
+function begin(ch: WorkerChannel): void {
+  ch.begin();
+  // From the answer to the next batch, whether this thread slept meanwhile or not.
+  closeInARow = ch.published - answeredAt < SPIN_MS ? closeInARow + 1 : 0;
+}
+
+/** Sleeps until the next batch, without blocking the event loop. */
+function idle(): void {
+  const ch = channel!;
+  const wait = ch.waitBatch();
+  if (!wait.async) {
+    begin(ch);
+    serve();
+    return;
   }
+  wait.value.then(() => {
+    if (!ch.pending()) return idle();
+    begin(ch);
+    serve();
+  });
+}
+
+/** Answers the next record; false if it needs a message that has not arrived. */
+function step(ch: WorkerChannel): boolean {
+  const record = ch.peek();
+  if (ch.taken()) {
+    skip(ch, record);
+    return true;
+  }
+  let payload: Payload | undefined = record;
+  if (record.byMessage) payload = payloads.get(record.jobId);
+  // The pool sent these before the record: wait for them.
+  if (!modules.has(record.key) || !payload) return false;
+  if (!ch.claim()) {
+    skip(ch, record);
+    return true;
+  }
+  payloads.delete(record.jobId);
+  const job = new JobState(randomIdent(), payload.request, record.keepsLogs);
+  const outcome = execute(record, job, payload.input);
+  if (!outcome.reusable) instances.delete(record.key);
+  const { result } = outcome;
+  if (!ch.answer(record.jobId, job.ident, result, job.logs, job.droppedLogs)) {
+    // Too large for the channel: by message, then the record says so.
+    const transfer = result.ok ? [result.output.buffer as ArrayBuffer] : [];
+    scope.postMessage({
+      kind: "done",
+      jobId: record.jobId,
+      ident: job.ident,
+      result,
+      logs: job.logs,
+      droppedLogs: job.droppedLogs,
+    }, transfer);
+    ch.posted(record.jobId);
+  }
+  return true;
+}
+
+function skip(ch: WorkerChannel, record: JobRecord): void {
+  if (record.byMessage && !payloads.delete(record.jobId)) unwanted.add(record.jobId);
+  ch.skip(record.jobId);
+}
+
+function execute(record: JobRecord, job: JobState, input: Uint8Array): JobOutcome {
+  const { key, jobId } = record;
+  const loaded = modules.get(key)!;
   let instance = instances.get(key);
   if (!instance) {
     try {
       instance = new RunnableInstance(loaded.spec, loaded.module);
     } catch (error) {
-      return {
-        result: failed(`runnable "${name}" could not be instantiated: ${error}`),
-        reusable: false,
-      };
+      const message = `runnable "${loaded.spec.name}" could not be instantiated: ${error}`;
+      return { result: failed(message), reusable: false };
     }
     instances.set(key, instance);
     scope.postMessage({ kind: "instance", key, interrupt: instance.interruptBuffer });
@@ -72,13 +178,18 @@ function execute(
   return instance.run(jobId, job, input);
 }
 
+const idents = new Uint32Array(256);
+let nextIdent = idents.length;
+
 /** A random non-negative int32, as Reactr picks a job's identifier. */
 function randomIdent(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1;
+  if (nextIdent === idents.length) {
+    crypto.getRandomValues(idents);
+    nextIdent = 0;
+  }
+  return idents[nextIdent++]! >>> 1;
 }
 
 function failed(message: string): RunResult {
   return { ok: false, code: 500, message };
 }
-
-scope.postMessage({ kind: "ready" });

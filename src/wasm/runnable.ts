@@ -220,7 +220,9 @@ export class Runnable {
     }
     const unsupported: string[] = [];
     const refused: string[] = [];
+    let readsRequest = false;
     for (const { module: from, name: field, kind } of WebAssembly.Module.imports(module)) {
+      if (from === "env" && field === "request_get_field") readsRequest = true;
       const label = `${from}.${field} (${kind})`;
       if (kind !== "function" || !IMPORT_MODULES.includes(from)) refused.push(label);
       else if (from !== "env" || !SUPPORTED_IMPORTS.includes(field)) {
@@ -244,6 +246,7 @@ export class Runnable {
       module,
       timeoutMs,
       log: options.log,
+      readsRequest,
     };
     return new Runnable(runnable, pool, unsupported);
   }

@@ -2,27 +2,50 @@
  * The workers that run runnables' jobs: up to `concurrency` Web Workers, one job each at a time,
  * a FIFO queue in front of them, and a time limit per job.
  *
+ * Jobs reach a worker through its shared-memory channel (_job_channel.ts), in batches: an idle
+ * worker takes its share of the queue at once (at most {@linkcode MAX_BATCH}), runs the jobs one
+ * after the other and writes each answer back; the pool reads the answers as they come
+ * (`Atomics.waitAsync`, which never blocks this thread). No job makes a postMessage unless its
+ * input or answer is too large for the channel. Jobs still waiting in a batch behind one that has
+ * run for {@linkcode STEAL_AFTER_MS} are taken back and go to the next free worker, so a slow or
+ * looping job holds up no other.
+ *
  * The time limit does not rely on `Worker.terminate()`: in Deno 2.9 it leaves a worker that is
  * busy in a loop running forever (denoland/deno#35657). Every module is instrumented at load
  * (see _instrument.ts) to check an interrupt word at each function entry and loop header; on
  * timeout the pool writes INTERRUPTED into the running instance's word, the job traps within
  * microseconds and the worker stays usable. A worker that still does not answer within
- * {@linkcode INTERRUPT_GRACE_MS} is terminated and replaced.
+ * {@linkcode INTERRUPT_GRACE_MS} is terminated and replaced. One timer per busy worker (not per
+ * job) watches the job it runs, from the start time the worker writes in the channel.
  *
  * @module
  */
 
 import { INTERRUPTED } from "./_instrument.ts";
 import { MAX_LOG_BYTES, MAX_LOG_RECORDS } from "./_host.ts";
+import { clock, MAX_BATCH, PoolChannel } from "./_job_channel.ts";
 import { ADOPT, type PoolRunnable, RELEASE, RETAIN, SUBMIT } from "./_pool_internals.ts";
-import type { FromWorker, ToWorker } from "./_protocol.ts";
+import type { DoneMessage, FromWorker, JobLog, ToWorker } from "./_protocol.ts";
 import type { RequestInfo, RunnableLogFields, RunnableLogLevel, RunResult } from "./runnable.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 2;
 /** How long an interrupted worker may take to answer before it is terminated and replaced. */
 export const INTERRUPT_GRACE_MS = 1000;
+/**
+ * How long a job may run before the jobs queued behind it in its worker's batch are taken back
+ * for another worker.
+ */
+const STEAL_AFTER_MS = 5;
 
+/**
+ * How long the pool polls for the answer of a lone job (no other batch out, nothing queued)
+ * before it waits with `Atomics.waitAsync`: only when the worker is polling too (it takes the job
+ * at once) and the last lone job was answered within that time. An answer seen by polling saves
+ * the wakeup of this thread (~10 µs) and the worker's notification of a waiter; a runnable slower
+ * than this stops the polling at once.
+ */
+const POLL_MS = 0.02;
 const INTERRUPT_RETRY_MS = 25;
 const MAX_JOB_ID = 0x7fffffff;
 const LEVELS: Record<number, RunnableLogLevel> = { 1: "error", 2: "warn", 3: "info", 4: "debug" };
@@ -49,28 +72,53 @@ interface Job {
   runnable: PoolRunnable;
   input: Uint8Array<ArrayBuffer>;
   request: RequestInfo | undefined;
+  /** The caller passed the request's body as the input. */
+  bodyIsInput: boolean;
   signal: AbortSignal | undefined;
   resolve(result: RunResult): void;
   reject(error: unknown): void;
   settled: boolean;
   onAbort: (() => void) | undefined;
-  /** The time limit; once it has passed, the interrupt retries. */
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The worker whose batch holds the job, until its answer is read. */
+  slot: Slot | undefined;
+  /** The job's record in that batch. */
+  index: number;
+  /** Set once the job was interrupted: retries the interrupt. */
+  retry: ReturnType<typeof setInterval> | undefined;
   /** Set once the job was interrupted: when the worker is given up. */
   grace: ReturnType<typeof setTimeout> | undefined;
 }
 
 interface Slot {
   worker: Worker;
+  channel: PoolChannel;
   ready: boolean;
-  job: Job | undefined;
+  removed: boolean;
+  /** The batch handed to the worker, by record (undefined: taken back); empty when idle. */
+  batch: (Job | undefined)[];
+  /** Answers of the batch read so far. */
+  answered: number;
+  /** Jobs whose answer comes in a `done` message, by id. */
+  posted: Map<number, Job>;
   /** Runnables whose module this worker has been sent. */
   loaded: Set<number>;
+  /** Runnables closed while the worker had a batch: it forgets them once that is answered. */
+  forget: number[];
   /** The interrupt word of each runnable's current instance in this worker. */
   interrupts: Map<number, Int32Array>;
+  /** Checks the running job's time limit and the jobs behind it; set while a batch runs. */
+  watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** When the watchdog fires ({@linkcode clock}). */
+  watchdogAt: number;
+  /** When the batch was handed over ({@linkcode clock}). */
+  publishedAt: number;
+  /** The last lone job was answered within {@linkcode POLL_MS}: poll for the next one. */
+  quick: boolean;
 }
 
 type Outcome = { result: RunResult } | { error: unknown };
+
+const NO_BATCH: (Job | undefined)[] = [];
 
 /**
  * Workers shared by any number of runnables. Workers start when jobs need them (none before
@@ -94,6 +142,7 @@ export class RunnablePool {
   #closed = false;
   #adopted = false;
   #users = 0;
+  #pumpSoon = false;
 
   /**
    * Makes a pool; no worker starts before the first job.
@@ -130,14 +179,17 @@ export class RunnablePool {
     const error = new Error("the runnable pool was closed");
     for (const job of this.#queue.splice(0)) this.#settle(job, { error });
     for (const slot of this.#slots.splice(0)) {
-      const job = slot.job;
-      if (job) {
+      slot.removed = true;
+      clearTimeout(slot.watchdog);
+      for (const job of [...slot.batch, ...slot.posted.values()]) {
+        if (!job) continue;
         // Stop the code too: terminate() alone does not stop a busy worker.
         this.#tryInterrupt(slot, job);
         this.#clearTimers(job);
         this.#settle(job, { error });
       }
       slot.worker.terminate();
+      slot.channel.wake();
     }
   }
 
@@ -168,15 +220,18 @@ export class RunnablePool {
       const job: Job = {
         id: this.#jobId(),
         runnable,
-        // A copy of our own, moved to the worker at dispatch: the caller may reuse theirs.
+        // A copy of our own: the caller may reuse theirs before the job is handed over.
         input: input.slice(),
         request,
+        bodyIsInput: request?.body === input,
         signal,
         resolve,
         reject,
         settled: false,
         onAbort: undefined,
-        timer: undefined,
+        slot: undefined,
+        index: -1,
+        retry: undefined,
         grace: undefined,
       };
       if (signal) {
@@ -184,7 +239,14 @@ export class RunnablePool {
         signal.addEventListener("abort", job.onAbort, { once: true });
       }
       this.#queue.push(job);
-      this.#pump();
+      // Jobs submitted in the same turn go out together, in as few batches as workers.
+      if (!this.#pumpSoon) {
+        this.#pumpSoon = true;
+        queueMicrotask(() => {
+          this.#pumpSoon = false;
+          this.#pump();
+        });
+      }
     });
   }
 
@@ -205,15 +267,16 @@ export class RunnablePool {
   }
 
   /**
-   * A runnable was closed: workers drop its module and instance.
+   * A runnable was closed: workers drop its module and instance (a busy worker once its batch
+   * is answered, as jobs of it may be in that batch).
    * @ignore internal to src/wasm/
    */
   [RELEASE](key: number): void {
     this.#users--;
     for (const slot of this.#slots) {
-      if (slot.loaded.delete(key)) {
-        slot.worker.postMessage({ kind: "forget", key } satisfies ToWorker);
-      }
+      if (!slot.loaded.has(key)) continue;
+      if (slot.batch.length > 0) slot.forget.push(key);
+      else this.#forget(slot, key);
     }
     if (this.#adopted && this.#users <= 0) this.close();
   }
@@ -224,22 +287,33 @@ export class RunnablePool {
     return id;
   }
 
-  /** Starts queued jobs on idle workers, and workers for jobs that wait. */
+  /** Hands queued jobs to idle workers, and starts workers for jobs that wait. */
   #pump(): void {
     if (this.#closed) return;
+    // Each worker's share of what waits now; what remains goes to whichever is free first.
+    const share = Math.min(MAX_BATCH, Math.ceil(this.#queue.length / this.concurrency));
     while (this.#queue.length > 0) {
-      const idle = this.#slots.filter((slot) => slot.ready && slot.job === undefined);
-      if (idle.length === 0) break;
-      const job = this.#queue.shift()!;
-      // A worker that already has an instance of this runnable saves an instantiation.
-      const slot = idle.find((s) => s.loaded.has(job.runnable.key)) ?? idle[0]!;
-      this.#start(slot, job);
+      const slot = this.#idleSlot(this.#queue[0]!.runnable.key);
+      if (!slot) break;
+      this.#dispatch(slot, share);
     }
-    const starting = this.#slots.filter((slot) => !slot.ready).length;
+    let starting = 0;
+    for (const slot of this.#slots) if (!slot.ready) starting++;
     for (let wanted = this.#queue.length - starting; wanted > 0; wanted--) {
       if (this.#slots.length >= this.concurrency) break;
       this.#spawn();
     }
+  }
+
+  /** An idle worker, preferably one that has an instance of runnable `key` already. */
+  #idleSlot(key: number): Slot | undefined {
+    let idle: Slot | undefined;
+    for (const slot of this.#slots) {
+      if (!slot.ready || slot.batch.length > 0) continue;
+      if (slot.loaded.has(key)) return slot;
+      idle ??= slot;
+    }
+    return idle;
   }
 
   #spawn(): void {
@@ -248,10 +322,19 @@ export class RunnablePool {
     const worker = new Worker(new URL("./_worker.ts", import.meta.url), options);
     const slot: Slot = {
       worker,
+      channel: new PoolChannel(),
       ready: false,
-      job: undefined,
+      removed: false,
+      batch: NO_BATCH,
+      answered: 0,
+      posted: new Map(),
       loaded: new Set(),
+      forget: [],
       interrupts: new Map(),
+      watchdog: undefined,
+      watchdogAt: 0,
+      publishedAt: 0,
+      quick: false,
     };
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.#onMessage(slot, event.data);
     worker.onerror = (event) => {
@@ -259,25 +342,115 @@ export class RunnablePool {
       this.#onWorkerError(slot, event.message);
     };
     worker.onmessageerror = () => this.#onWorkerError(slot, "a message could not be decoded");
+    worker.postMessage({ kind: "channel", buffer: slot.channel.buffer } satisfies ToWorker);
     this.#slots.push(slot);
   }
 
-  #start(slot: Slot, job: Job): void {
-    const { key, name, maxMemoryPages, module, timeoutMs } = job.runnable;
-    slot.job = job;
-    const message: ToWorker = {
-      kind: "run",
-      jobId: job.id,
-      runnable: { key, name, maxMemoryPages, module: slot.loaded.has(key) ? undefined : module },
-      input: job.input,
-      request: job.request,
-    };
-    slot.loaded.add(key);
-    slot.worker.postMessage(message, [job.input.buffer]);
-    job.timer = setTimeout(() => {
-      const message = `runnable "${name}" exceeded its time limit of ${timeoutMs} ms`;
-      this.#interrupt(slot, job, { result: { ok: false, code: 500, message } });
-    }, timeoutMs);
+  /** Hands an idle worker the first `share` jobs of the queue, in one batch. */
+  #dispatch(slot: Slot, share: number): void {
+    const queue = this.#queue;
+    const channel = slot.channel;
+    const batch: Job[] = [];
+    channel.begin();
+    while (batch.length < queue.length && batch.length < share) {
+      const job = queue[batch.length]!;
+      const { key, module, name, maxMemoryPages, readsRequest, log } = job.runnable;
+      if (!slot.loaded.has(key)) {
+        // Sent before the batch is published: the worker waits for it if need be.
+        slot.loaded.add(key);
+        this.#post(slot, { kind: "load", spec: { key, name, maxMemoryPages }, module });
+      }
+      const record = {
+        id: job.id,
+        key,
+        input: job.input,
+        // Serialized only for runnables that can read it (they import request_get_field).
+        request: readsRequest ? job.request : undefined,
+        bodyIsInput: job.bodyIsInput,
+        keepsLogs: log !== undefined,
+      };
+      if (!channel.add(record)) {
+        if (batch.length > 0) break; // the next batch takes it
+        // Too large for the channel even alone: the worker gets it by message.
+        const { input, request } = record;
+        this.#post(slot, { kind: "payload", jobId: job.id, input, request });
+        channel.add(record, true);
+      }
+      job.slot = slot;
+      job.index = batch.length;
+      batch.push(job);
+    }
+    queue.splice(0, batch.length);
+    slot.batch = batch;
+    slot.answered = 0;
+    // Read before publishing: a polling worker stops polling once it has the batch.
+    const spinning = channel.spinning();
+    const now = clock();
+    channel.publish(now);
+    slot.publishedAt = now;
+    this.#arm(slot, now, batch.length > 1 ? STEAL_AFTER_MS : batch[0]!.runnable.timeoutMs);
+    if (
+      spinning && batch.length === 1 && slot.quick && queue.length === 0 && this.#alone(slot)
+    ) {
+      const until = now + POLL_MS;
+      while (channel.answered() === 0 && clock() < until) {
+        // The worker answers such a job within microseconds.
+      }
+    }
+    this.#listen(slot, batch);
+  }
+
+  /** Whether no other worker has a batch. */
+  #alone(slot: Slot): boolean {
+    for (const other of this.#slots) if (other !== slot && other.batch.length > 0) return false;
+    return true;
+  }
+
+  #post(slot: Slot, message: ToWorker): void {
+    slot.worker.postMessage(message);
+  }
+
+  #forget(slot: Slot, key: number): void {
+    if (slot.loaded.delete(key)) this.#post(slot, { kind: "forget", key });
+  }
+
+  /** Reads the batch's answers as the worker writes them, without blocking this thread. */
+  #listen(slot: Slot, batch: (Job | undefined)[]): void {
+    for (;;) {
+      if (slot.removed || slot.batch !== batch) return;
+      this.#readAnswers(slot);
+      // A log callback may have closed the pool meanwhile.
+      if (slot.removed) return;
+      if (slot.answered === batch.length) break;
+      const wait = slot.channel.waitAnswers(slot.answered);
+      if (wait.async) {
+        wait.value.then(() => this.#listen(slot, batch));
+        return;
+      }
+    }
+    // The batch is over: the worker is idle.
+    if (batch.length === 1) slot.quick = clock() - slot.publishedAt < POLL_MS;
+    slot.batch = NO_BATCH;
+    for (const key of slot.forget.splice(0)) this.#forget(slot, key);
+    this.#pump();
+  }
+
+  #readAnswers(slot: Slot): void {
+    const channel = slot.channel;
+    const done = channel.answered();
+    while (slot.answered < done) {
+      const job = slot.batch[slot.answered++];
+      const answer = channel.read();
+      if (!job || answer.kind === "skipped") continue;
+      job.slot = undefined;
+      this.#clearTimers(job);
+      if (answer.kind === "posted") {
+        if (!job.settled) slot.posted.set(job.id, job);
+        continue;
+      }
+      this.#emitLogs(job, answer.ident, answer.logs, answer.dropped);
+      this.#settle(job, { result: answer.result });
+    }
   }
 
   #onMessage(slot: Slot, message: FromWorker): void {
@@ -289,27 +462,26 @@ export class RunnablePool {
       case "instance":
         slot.interrupts.set(message.key, new Int32Array(message.interrupt));
         return;
-      case "done": {
-        const job = slot.job;
-        if (job?.id !== message.jobId) return;
-        slot.job = undefined;
-        this.#clearTimers(job);
-        this.#emitLogs(job, message);
-        this.#settle(job, { result: message.result });
-        this.#pump();
-      }
+      case "done":
+        this.#onDone(slot, message);
     }
   }
 
+  /** An answer too large for the channel; its POSTED record may be read before or after. */
+  #onDone(slot: Slot, message: DoneMessage): void {
+    const job = slot.posted.get(message.jobId) ??
+      slot.batch.find((job) => job?.id === message.jobId);
+    if (!job) return;
+    slot.posted.delete(job.id);
+    this.#clearTimers(job);
+    this.#emitLogs(job, message.ident, message.logs, message.droppedLogs);
+    this.#settle(job, { result: message.result });
+  }
+
   #onWorkerError(slot: Slot, message: string): void {
-    this.#removeSlot(slot);
-    const job = slot.job;
-    if (job) {
-      this.#clearTimers(job);
-      const text = `runnable "${job.runnable.name}": its Wasm worker failed: ${message}`;
-      this.#settle(job, { result: { ok: false, code: 500, message: text } });
-    }
-    if (!slot.ready && !this.#slots.some((s) => s.ready)) {
+    const wasReady = slot.ready;
+    this.#removeSlot(slot, `its Wasm worker failed: ${message}`);
+    if (!wasReady && !this.#slots.some((s) => s.ready)) {
       // No worker could start: fail what waits rather than start workers forever.
       const result: RunResult = {
         ok: false,
@@ -321,6 +493,62 @@ export class RunnablePool {
     this.#pump();
   }
 
+  /** Sets the worker's watchdog to fire `ms` after `now` (an earlier one stays). */
+  #arm(slot: Slot, now: number, ms: number): void {
+    const at = now + ms;
+    if (slot.watchdog !== undefined) {
+      if (slot.watchdogAt <= at) return;
+      clearTimeout(slot.watchdog);
+    }
+    slot.watchdogAt = at;
+    slot.watchdog = setTimeout(() => this.#watch(slot), ms);
+  }
+
+  /** Enforces the running job's time limit and takes back the jobs stuck behind it. */
+  #watch(slot: Slot): void {
+    slot.watchdog = undefined;
+    const batch = slot.batch;
+    if (slot.removed || batch.length === 0) return;
+    const channel = slot.channel;
+    const index = channel.answered();
+    const now = clock();
+    // Between two jobs, or waiting for a message: look again soon.
+    let next = STEAL_AFTER_MS;
+    if (index < batch.length && channel.claimed(index)) {
+      const running = now - channel.started(index);
+      const job = batch[index];
+      if (job && job.grace === undefined) {
+        const left = job.runnable.timeoutMs - running;
+        if (left <= 0) {
+          const { name, timeoutMs } = job.runnable;
+          const message = `runnable "${name}" exceeded its time limit of ${timeoutMs} ms`;
+          this.#interrupt(slot, job, { result: { ok: false, code: 500, message } });
+        } else next = left;
+      }
+      if (index + 1 < batch.length) {
+        if (running >= STEAL_AFTER_MS) this.#reclaim(slot, index + 1);
+        else next = Math.min(next, STEAL_AFTER_MS - running);
+      }
+    }
+    this.#arm(slot, now, next);
+  }
+
+  /** Takes back the jobs of the batch from `from` on that the worker has not started. */
+  #reclaim(slot: Slot, from: number): void {
+    const taken: Job[] = [];
+    for (let index = from; index < slot.batch.length; index++) {
+      const job = slot.batch[index];
+      if (job && slot.channel.take(index)) {
+        slot.batch[index] = undefined;
+        job.slot = undefined;
+        taken.push(job);
+      }
+    }
+    if (taken.length === 0) return;
+    this.#queue.unshift(...taken);
+    this.#pump();
+  }
+
   #abort(job: Job): void {
     const outcome = { error: job.signal!.reason };
     const queued = this.#queue.indexOf(job);
@@ -329,18 +557,24 @@ export class RunnablePool {
       this.#settle(job, outcome);
       return;
     }
-    const slot = this.#slots.find((s) => s.job === job);
-    if (slot) this.#interrupt(slot, job, outcome);
+    const slot = job.slot;
+    if (slot && !slot.channel.take(job.index)) {
+      this.#interrupt(slot, job, outcome);
+      return;
+    }
+    // Not started (taken back), or its answer is read or on its way by message.
+    if (slot) slot.batch[job.index] = undefined;
+    job.slot = undefined;
+    this.#settle(job, outcome);
   }
 
-  /** Answers the job now and stops its code; the worker is free once it reports back. */
+  /** Answers the job now and stops its code; the worker goes on once it reports back. */
   #interrupt(slot: Slot, job: Job, outcome: Outcome): void {
     this.#settle(job, outcome);
     if (job.grace !== undefined) return;
-    clearTimeout(job.timer);
     this.#tryInterrupt(slot, job);
     // The word may not hold this job's id yet (the worker is between two steps): retry.
-    job.timer = setInterval(() => this.#tryInterrupt(slot, job), INTERRUPT_RETRY_MS);
+    job.retry = setInterval(() => this.#tryInterrupt(slot, job), INTERRUPT_RETRY_MS);
     job.grace = setTimeout(() => this.#abandon(slot, job), INTERRUPT_GRACE_MS);
   }
 
@@ -353,7 +587,7 @@ export class RunnablePool {
   /** The interrupted worker did not answer: replace it. */
   #abandon(slot: Slot, job: Job): void {
     this.#clearTimers(job);
-    this.#removeSlot(slot);
+    this.#removeSlot(slot, "its Wasm worker was replaced");
     const message = `runnable "${job.runnable.name}": its worker did not stop within ` +
       `${INTERRUPT_GRACE_MS} ms of an interrupt; replaced it (the thread may keep running)`;
     this.#log(job.runnable, "error", message, {
@@ -363,15 +597,41 @@ export class RunnablePool {
     this.#pump();
   }
 
-  #removeSlot(slot: Slot): void {
+  /**
+   * Terminates a worker: answers it wrote are read, jobs it has not started go back to the
+   * queue, the others fail with `why`.
+   */
+  #removeSlot(slot: Slot, why: string): void {
+    if (slot.removed) return;
     const index = this.#slots.indexOf(slot);
     if (index !== -1) this.#slots.splice(index, 1);
     slot.worker.terminate();
+    clearTimeout(slot.watchdog);
+    this.#readAnswers(slot);
+    const requeue: Job[] = [];
+    const failed: Job[] = [...slot.posted.values()];
+    for (let i = slot.answered; i < slot.batch.length; i++) {
+      const job = slot.batch[i];
+      if (!job) continue;
+      job.slot = undefined;
+      if (slot.channel.take(i)) requeue.push(job);
+      else failed.push(job);
+    }
+    for (const job of failed) {
+      this.#clearTimers(job);
+      const message = `runnable "${job.runnable.name}": ${why}`;
+      this.#settle(job, { result: { ok: false, code: 500, message } });
+    }
+    slot.removed = true;
+    slot.batch = NO_BATCH;
+    slot.posted.clear();
+    slot.channel.wake();
+    this.#queue.unshift(...requeue);
   }
 
   #clearTimers(job: Job): void {
-    clearTimeout(job.timer);
-    clearInterval(job.timer);
+    if (job.grace === undefined) return;
+    clearInterval(job.retry);
     clearTimeout(job.grace);
   }
 
@@ -383,14 +643,14 @@ export class RunnablePool {
     else job.resolve(outcome.result);
   }
 
-  #emitLogs(job: Job, message: Extract<FromWorker, { kind: "done" }>): void {
+  #emitLogs(job: Job, ident: number, logs: JobLog[], droppedLogs: number): void {
     const runnable = job.runnable;
-    const fields = { runnable: runnable.name, ident: message.ident, requestId: job.request?.id };
-    for (const { level, message: text } of message.logs) {
-      this.#log(runnable, LEVELS[level] ?? "info", text, fields);
+    const fields = { runnable: runnable.name, ident, requestId: job.request?.id };
+    for (const { level, message } of logs) {
+      this.#log(runnable, LEVELS[level] ?? "info", message, fields);
     }
-    if (message.droppedLogs > 0) {
-      const text = `${message.droppedLogs} more log messages of this job were dropped ` +
+    if (droppedLogs > 0) {
+      const text = `${droppedLogs} more log messages of this job were dropped ` +
         `(at most ${MAX_LOG_RECORDS} messages and ${MAX_LOG_BYTES} bytes per job)`;
       this.#log(runnable, "warn", text, fields);
     }
