@@ -257,12 +257,12 @@ export class TransportSession {
       send.rekey();
       this.#sendEpoch = epoch;
     }
-    const header = new Uint8Array(FRAME_HEADER_LEN);
-    header[0] = type;
-    new DataView(header.buffer).setBigUint64(1, n);
-    const ciphertext = send.encryptWithAd(header, payload);
-    const frame = new Uint8Array(FRAME_HEADER_LEN + ciphertext.length);
-    frame.set(header);
+    // The header is written straight into the frame and used as the AD from there: a fresh
+    // ArrayBuffer costs about a microsecond in Deno, and this runs once per message.
+    const frame = new Uint8Array(FRAME_HEADER_LEN + payload.length + TAGLEN);
+    frame[0] = type;
+    new DataView(frame.buffer).setBigUint64(1, n);
+    const ciphertext = send.encryptWithAd(frame.subarray(0, FRAME_HEADER_LEN), payload);
     frame.set(ciphertext, FRAME_HEADER_LEN);
     return frame;
   }
