@@ -342,3 +342,23 @@ Deno.test("after a relay restart and a proxy restart, the same FWD_x serves and 
     await stopNetwork(net);
   }
 });
+
+Deno.test("a proxy given a broken Directive exits 1 and names file, line and column", async () => {
+  const home = await Deno.makeTempDir({ prefix: "stratos-e2e-" });
+  try {
+    const directive = join(home, "Directive.yaml");
+    await Deno.writeTextFile(directive, DIRECTIVE.replace("resource: /hello", "resource: hello"));
+    const proxy = Service.start("proxy", ["--directive", directive, "--http", "127.0.0.1:0"], {
+      STRATOS_HOME: join(home, "proxy-home"),
+    });
+    assert.equal((await proxy.exited()).code, 1);
+    assert.ok(
+      proxy.stderr.includes(
+        `${directive}:6:5: handlers[0].resource: "hello" must start with "/" (did you mean "/hello"?)`,
+      ),
+      proxy.stderr,
+    );
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

@@ -70,8 +70,14 @@ export async function runService(
   try {
     running = await start(flags, log);
   } catch (error) {
+    // The message as it is, line by line (a Directive's problems are one `file:line:col:`
+    // line each), so that a terminal and an editor's error parser both read it.
     const usage = error instanceof UsageError;
-    log.error(usage ? "bad command line" : "failed to start", { error: (error as Error).message });
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `${service}: ${usage ? "" : "cannot start: "}${(error as Error).message}\n`,
+      ),
+    );
     Deno.exit(usage ? EXIT_USAGE : 1);
   }
   const stopped = new Promise<number>((resolve) => {
