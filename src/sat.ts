@@ -5,29 +5,36 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { loadOrCreateIdentity, parseTicket, stateDirPath, TrustPolicy } from "./channel/mod.ts";
 import {
+  announce,
   type CommandSpec,
   COMMON_FLAGS,
+  type FlagValues,
+  formatHostPort,
+  type Logger,
   parseHostPort,
   runService,
   UsageError,
 } from "./cli/mod.ts";
 import { FORWARDING_ADDRESS_PATTERN } from "./link/mod.ts";
-import { SatNode } from "./sat/mod.ts";
-import { loadRunnables } from "./wasm/mod.ts";
-import { wasmRunner } from "./sat/wasm_runner.ts";
+import { createStandaloneHandler, SatNode, wasmRunner } from "./sat/mod.ts";
+import { loadRunnables, Runnable } from "./wasm/mod.ts";
 
 /** Exit status when trust is refused on either side: retrying would not help. */
 const EXIT_TRUST_REFUSED = 2;
 
 const COMMAND: CommandSpec = {
-  usage: "deno task sat --fwd FWD_x [flags]",
+  usage:
+    "deno task sat --fwd FWD_x [flags]\n       deno task sat FILE.wasm [--http HOST:PORT]   (standalone)",
   summary: "The edge: dials the relay, attaches to the proxy at a forwarding address over an\n" +
     "end-to-end encrypted channel, and runs its WebAssembly runnables for it. The first run\n" +
     "needs the ticket the proxy printed; later runs reconnect with --fwd alone.\n" +
-    "Keys and trust live in $STRATOS_HOME/sat (default ~/.stratos).",
+    "Keys and trust live in $STRATOS_HOME/sat (default ~/.stratos).\n" +
+    "Standalone, like Suborbital's Sat: given FILE.wasm, it serves that one runnable over\n" +
+    "HTTP without relay or proxy: any method and path runs it on the request body.",
+  positional: { name: "module", description: "standalone mode: the runnable to serve over HTTP" },
   flags: [
     {
       name: "fwd",
@@ -59,11 +66,60 @@ const COMMAND: CommandSpec = {
       valueName: "DIR",
       description: "folder of runnables: DIR/NAME/NAME.wasm or DIR/NAME.wasm",
     },
+    {
+      name: "http",
+      type: "string",
+      valueName: "HOST:PORT",
+      description: "standalone mode: where to serve HTTP (default: 0.0.0.0:$SAT_HTTP_PORT, " +
+        "else 0.0.0.0:8080)",
+    },
     ...COMMON_FLAGS,
   ],
 };
 
+/** Standalone mode: one runnable over HTTP, no relay, no proxy. */
+async function startStandalone(path: string, flags: FlagValues, log: Logger) {
+  const envPort = Deno.env.get("SAT_HTTP_PORT");
+  const http = parseHostPort(
+    (flags.http as string | undefined) ?? `0.0.0.0:${envPort || "8080"}`,
+    flags.http === undefined ? "http (from SAT_HTTP_PORT)" : "http",
+  );
+  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  const file = resolve(base, path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  const runnable = await Runnable.load(basename(file).replace(/\.wasm$/, ""), bytes, {
+    log: (level, message, fields) => log[level](message, fields),
+    workerPermissions: "none",
+  }).catch((error) => {
+    throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
+  });
+  const server = Deno.serve({
+    hostname: http.hostname,
+    port: http.port,
+    onListen: () => {},
+  }, createStandaloneHandler(runnable));
+  announce(`listening on ${formatHostPort({ hostname: http.hostname, port: server.addr.port })}`);
+  log.info("serving one runnable", { runnable: runnable.name, file });
+  return {
+    close: async () => {
+      await server.shutdown();
+      runnable.close();
+    },
+  };
+}
+
 await runService("sat", COMMAND, async (flags, log) => {
+  if (flags.module !== undefined) return await startStandalone(flags.module as string, flags, log);
+  if (flags.http !== undefined) {
+    throw new UsageError(
+      "--http is for standalone mode: give the runnable, e.g. sat FILE.wasm --http :8080",
+    );
+  }
   const fwd = flags.fwd as string | undefined;
   if (!fwd || !FORWARDING_ADDRESS_PATTERN.test(fwd)) {
     throw new UsageError(

@@ -30,6 +30,8 @@ export interface CommandSpec {
   /** A few lines on what it does. */
   readonly summary: string;
   readonly flags: readonly FlagSpec[];
+  /** One optional positional argument, stored under its name, e.g. "module". */
+  readonly positional?: { readonly name: string; readonly description: string };
 }
 
 /** The command line is wrong; the message says what and how to fix it. */
@@ -52,7 +54,12 @@ export function helpText(command: CommandSpec): string {
       ].filter(Boolean).join("; ");
       return `${left.padEnd(30)} ${f.description}${notes ? ` (${notes})` : ""}`;
     });
-  return `usage: ${command.usage}\n\n${command.summary}\n\nflags:\n${rows.join("\n")}`;
+  const positional = command.positional
+    ? `\n\narguments:\n  ${
+      command.positional.name.toUpperCase().padEnd(28)
+    } ${command.positional.description}`
+    : "";
+  return `usage: ${command.usage}\n\n${command.summary}${positional}\n\nflags:\n${rows.join("\n")}`;
 }
 
 /**
@@ -75,7 +82,7 @@ export function parseFlags(
         help: { type: "boolean", short: "h" },
         ...Object.fromEntries(command.flags.map((f) => [f.name, { type: f.type }])),
       },
-      allowPositionals: false,
+      allowPositionals: command.positional !== undefined,
       strict: true,
     });
   } catch (error) {
@@ -83,6 +90,16 @@ export function parseFlags(
   }
   if (parsed.values.help) return "help";
   const values: Record<string, string | boolean | undefined> = {};
+  if (command.positional) {
+    if (parsed.positionals.length > 1) {
+      throw new UsageError(
+        `unexpected argument "${
+          parsed.positionals[1]
+        }": give at most one ${command.positional.name}`,
+      );
+    }
+    values[command.positional.name] = parsed.positionals[0];
+  }
   for (const flag of command.flags) {
     const given = parsed.values[flag.name as keyof typeof parsed.values];
     const fromEnv = flag.env ? env(flag.env) : undefined;

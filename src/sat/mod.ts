@@ -6,3 +6,4 @@
 
 export { SatNode, type SatNodeOptions } from "./sat_node.ts";
 export { wasmRunner } from "./wasm_runner.ts";
+export { createStandaloneHandler, type StandaloneHandlerOptions } from "./standalone_handler.ts";

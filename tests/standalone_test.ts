@@ -1,0 +1,86 @@
+/**
+ * The sat's standalone mode, like Suborbital's Sat: one runnable over HTTP, no relay or proxy,
+ * run as a real process with the sat task's permission flags.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT, Service } from "./_services.ts";
+
+const HELLO = join(ROOT, "runnables/helloworld-rs/helloworld-rs.wasm");
+const PROBE = join(ROOT, "tests/wasm/abi_probe.wasm");
+
+async function standalone(module: string, args: string[], env: Record<string, string> = {}) {
+  const sat = Service.start("sat", [module, ...args], env);
+  const [, host, port] = await sat.line(/^listening on (\S+):(\d+)$/);
+  return { sat, url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}` };
+}
+
+async function post(url: string, body: string, headers: Record<string, string> = {}) {
+  const response = await fetch(url, { method: "POST", body, headers });
+  return { status: response.status, text: await response.text() };
+}
+
+Deno.test("a standalone sat serves one runnable on any method and path", async () => {
+  const { sat, url } = await standalone(HELLO, ["--http", "127.0.0.1:0"]);
+  try {
+    assert.deepEqual(await post(`${url}/`, "my friend"), { status: 200, text: "hello, my friend" });
+    assert.deepEqual(await post(`${url}/any/path?q=1`, "there"), {
+      status: 200,
+      text: "hello, there",
+    });
+    const put = await fetch(`${url}/x`, { method: "PUT", body: "put" });
+    assert.equal(await put.text(), "hello, put");
+  } finally {
+    assert.equal((await sat.stop()).code, 0);
+  }
+});
+
+Deno.test("a standalone sat seeds state and params from X-Atmo headers and maps errors", async () => {
+  const { sat, url } = await standalone(PROBE, ["--http", "127.0.0.1:0"]);
+  try {
+    const state = { "X-Atmo-State": JSON.stringify({ name: "héllo" }) };
+    assert.deepEqual(await post(url, "R4name", state), { status: 200, text: "héllo" });
+    const params = { "X-Atmo-Params": JSON.stringify({ id: "42" }) };
+    assert.deepEqual(await post(url, "R3id", params), { status: 200, text: "42" });
+    const teapot = await post(url, "Eshort and stout");
+    assert.equal(teapot.status, 418);
+    assert.deepEqual(JSON.parse(teapot.text), { status: 418, message: "short and stout" });
+    const trap = await post(url, "T");
+    assert.equal(trap.status, 500);
+    assert.match(JSON.parse(trap.text).message, /trapped/);
+    for (const bad of ["[1]", '{"a":1}', "not json"]) {
+      const answer = await post(url, "x", { "X-Atmo-State": bad });
+      assert.equal(answer.status, 400, bad);
+      assert.match(JSON.parse(answer.text).message, /x-atmo-state/);
+    }
+  } finally {
+    await sat.stop();
+  }
+});
+
+Deno.test("SAT_HTTP_PORT picks the port when --http is not given, and --http wins", async () => {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  const fromEnv = await standalone(HELLO, [], { SAT_HTTP_PORT: String(port) });
+  try {
+    assert.equal(fromEnv.url, `http://127.0.0.1:${port}`);
+    assert.equal((await post(fromEnv.url, "env")).text, "hello, env");
+  } finally {
+    await fromEnv.sat.stop();
+  }
+  const flagWins = await standalone(HELLO, ["--http", "127.0.0.1:0"], {
+    SAT_HTTP_PORT: String(port),
+  });
+  try {
+    assert.notEqual(flagWins.url, `http://127.0.0.1:${port}`);
+  } finally {
+    await flagWins.sat.stop();
+  }
+});
+
+Deno.test("a standalone sat given a file that is not Wasm exits 1 naming it", async () => {
+  const sat = Service.start("sat", [join(ROOT, "tests/wasm/broken/broken.wasm")], {});
+  assert.equal((await sat.exited()).code, 1);
+  assert.match(sat.stderr, /broken\.wasm/);
+});
