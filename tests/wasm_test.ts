@@ -130,6 +130,116 @@ Deno.test("Runnable reports the module's errors, traps and host refusals as fail
   });
 });
 
+Deno.test("every job starts from the state after initialisation, whatever the last one did", async (t) => {
+  // One worker: every job meets the instance the previous job left.
+  using counter = await load(new URL("tests/wasm/counter.wasm", repo), "counter", {
+    concurrency: 1,
+    maxMemoryPages: 4,
+  });
+
+  await t.step("counts in memory and in a private global restart at 1 on every job", async () => {
+    for (let i = 0; i < 5; i++) assert.equal(output(await run(counter, "count")), "1,1");
+  });
+
+  await t.step("jobs of one batch too", async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => run(counter, "count")));
+    for (const result of results) assert.equal(output(result), "1,1");
+  });
+
+  await t.step("after a job that trapped", async () => {
+    assert.deepEqual(await run(counter, "T"), {
+      ok: false,
+      code: 500,
+      message: 'runnable "counter" trapped: RuntimeError: unreachable',
+    });
+    assert.equal(output(await run(counter, "count")), "1,1");
+  });
+
+  await t.step("after a job that grew memory, with the memory back at its size", async () => {
+    assert.equal(output(await run(counter, "G")), "1,1");
+    assert.equal(output(await run(counter, "count")), "1,1");
+    assert.equal(output(await run(counter, "P")), "1");
+    const [grew, trapped, after] = await Promise.all([
+      run(counter, "G"),
+      run(counter, "T"),
+      run(counter, "count"),
+    ]);
+    assert.equal(output(grew), "1,1");
+    assert.ok(!trapped.ok);
+    assert.equal(output(after), "1,1");
+  });
+
+  await t.step(
+    "after writes by memory.fill, memory.copy, stores across chunks, in grown pages",
+    async () => {
+      assert.equal(output(await run(counter, "?")), "clean");
+      for (const op of ["F", "S", "K", "W"]) {
+        assert.equal(output(await run(counter, op)), "1,1");
+        assert.equal(output(await run(counter, "?")), "clean", `after ${op}`);
+      }
+      const batch = await Promise.all(
+        ["F", "?", "S", "?", "K", "?", "W", "?"].map((op) => run(counter, op)),
+      );
+      assert.deepEqual(batch.map(output), [
+        "1,1",
+        "clean",
+        "1,1",
+        "clean",
+        "1,1",
+        "clean",
+        "1,1",
+        "clean",
+      ]);
+    },
+  );
+
+  await t.step("after a job that hit its time limit", async () => {
+    using pool = new RunnablePool({ concurrency: 1 });
+    using looping = await probe({ pool, timeoutMs: 50 });
+    using counted = await load(new URL("tests/wasm/counter.wasm", repo), "counter", { pool });
+    const [loop, after] = await Promise.all([run(looping, "L"), run(counted, "count")]);
+    assert.ok(!loop.ok && loop.message.includes("time limit"));
+    assert.equal(output(after), "1,1");
+    assert.equal(output(await run(looping, "still here")), "still here");
+  });
+});
+
+Deno.test("a module whose writes are not tracked is restored whole, also after it grew", async () => {
+  using counter = await load(new URL("tests/wasm/counter_simd.wasm", repo), "counter_simd", {
+    concurrency: 1,
+    maxMemoryPages: 64,
+  });
+  for (const op of ["x", "x", "T", "x", "G", "x", "H", "x", "G", "x"]) {
+    const result = await run(counter, op);
+    if (op === "T") assert.ok(!result.ok);
+    else assert.equal(output(result), "1,1", `job ${op}`);
+  }
+  const results = await Promise.all(["G", "x", "H", "T", "x"].map((op) => run(counter, op)));
+  assert.deepEqual(results.map((r) => r.ok ? decoder.decode(r.output) : "trap"), [
+    "1,1",
+    "1,1",
+    "1,1",
+    "trap",
+    "1,1",
+  ]);
+});
+
+Deno.test("a module that drops a data segment gets a fresh instance for every job", async () => {
+  using counter = await load(new URL("tests/wasm/counter_drop.wasm", repo), "counter_drop", {
+    concurrency: 1,
+  });
+  for (let i = 0; i < 3; i++) assert.equal(output(await run(counter, "x")), "count 1,1");
+  const results = await Promise.all(Array.from({ length: 10 }, () => run(counter, "x")));
+  for (const result of results) assert.equal(output(result), "count 1,1");
+});
+
+Deno.test("helloworld-rs answers every job of a long run from a clean state", async () => {
+  using hello = await load(HELLO_FILE, "helloworld-rs", { concurrency: 1 });
+  for (let i = 0; i < 50; i++) assert.equal(output(await run(hello, `${i}`)), `hello, ${i}`);
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => run(hello, `${i}`)));
+  results.forEach((result, i) => assert.equal(output(result), `hello, ${i}`));
+});
+
 Deno.test("Runnable ignores a result sent for another job's ident", async () => {
   const { logs, log } = recorder();
   using runnable = await probe({ log });

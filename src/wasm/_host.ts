@@ -4,13 +4,38 @@
  *
  * A job: `ptr = allocate(len)`, write the input at `ptr`, `run_e(ptr, len, ident)`, collect
  * whatever `return_result` / `return_error` the module called with that `ident`, then
- * `deallocate(ptr, len)`. The instance is reused for the next job unless the job ended abnormally
- * (trap, interrupt, host fault), in which case its state is suspect and it is dropped.
+ * `deallocate(ptr, len)`.
+ *
+ * Every job starts from the same state: the one after instantiation and the module's start
+ * function, which the first job runs. Right after it, the instance takes a {@linkcode Snapshot}
+ * of every memory and mutable global the module defines (_instrument.ts exports them all, the
+ * private ones too, such as Rust's `__stack_pointer`). After each job, however it ended (a trap,
+ * an interrupt, a host fault included), {@linkcode RunnableInstance.reset} writes the snapshot
+ * back; the worker calls it once the job is answered, so the caller does not wait for it. When
+ * the instrumentation tracks the module's writes, only the 4 KiB chunks written since the last
+ * reset are restored (the module's stores and the host's own writes mark them); else every byte.
+ * A memory that grew keeps its pages (memories cannot shrink), but the size the module sees is
+ * restored with the globals and the pages beyond the snapshot are zero again. Without tracking,
+ * `reset` makes a successor instead when a memory grew more than {@linkcode MAX_SPARE_PAGES} past
+ * the snapshot (zeroing them after every job would cost more than a new instance). It always
+ * does when there is no snapshot: the module is not resettable (it changes tables or drops
+ * segments, which the snapshot does not hold), has a `v128` mutable global, or its start
+ * function failed. A successor is a new instance, given the snapshot when it holds only numbers
+ * (its start function does not run again), else started afresh by the next job.
  *
  * @module
  */
 
-import { INTERRUPT_EXPORT, INTERRUPTED, START_EXPORT } from "./_instrument.ts";
+import {
+  CHUNK_SHIFT,
+  DIRTY_EXPORT,
+  GLOBAL_EXPORT_PREFIX,
+  INTERRUPT_EXPORT,
+  INTERRUPTED,
+  MAX_STORE_BYTES,
+  MEMORY_EXPORT_PREFIX,
+  START_EXPORT,
+} from "./_instrument.ts";
 import type { JobLog, RunnableSpec } from "./_protocol.ts";
 import { requestField } from "./_request_field.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
@@ -21,6 +46,11 @@ export const MAX_LOG_RECORDS = 100;
 export const MAX_LOG_BYTES = 64 * 1024;
 
 const WASM_PAGE = 65536;
+/**
+ * Most pages a memory may have beyond its snapshot for the instance to be reset in place: zeroing
+ * 16 pages (1 MiB) costs about as much as a new instance.
+ */
+export const MAX_SPARE_PAGES = 16;
 const LEVEL_WARN = 2;
 const SUPPORTED = [
   "return_result",
@@ -65,10 +95,15 @@ export class JobState {
   }
 }
 
-/** How a job ended, and whether the instance may serve the next one. */
-export interface JobOutcome {
-  result: RunResult;
-  reusable: boolean;
+/**
+ * The state every job of an instance starts from: the contents of the module's memories and the
+ * values of its mutable globals after initialisation, in the order of the instance's exports.
+ */
+export interface Snapshot {
+  readonly memories: readonly Uint8Array[];
+  readonly globals: readonly unknown[];
+  /** No value is a reference: the snapshot fits any instance of the module, not just its own. */
+  readonly portable: boolean;
 }
 
 interface AbiExports {
@@ -86,24 +121,53 @@ class HostFault extends Error {
 /** A runnable's instance in one worker. */
 export class RunnableInstance {
   readonly #spec: RunnableSpec;
+  readonly #module: WebAssembly.Module;
   readonly #exports: AbiExports;
   readonly #interrupt: Int32Array;
   readonly #start: (() => void) | undefined;
+  /** The module's memories and mutable globals, as the instrumentation exports them. */
+  readonly #memories: WebAssembly.Memory[] = [];
+  readonly #globals: WebAssembly.Global[] = [];
+  /** One byte per 4 KiB chunk of the memory, set when the chunk is written; if tracked. */
+  readonly #dirty: Uint8Array | undefined;
   #started = false;
+  /** Taken once the start function returned, if the module is resettable. */
+  #snapshot: Snapshot | undefined;
   #job: JobState | undefined;
 
   /**
-   * Instantiates the module; its start function (if any) runs with the first job.
+   * Instantiates the module; its start function (if any) runs with the first job, unless a
+   * snapshot is given: then the instance starts in that state.
    *
+   * @param spec the runnable
+   * @param module its instrumented module
+   * @param snapshot a portable snapshot of another instance of the module
    * @throws {WebAssembly.LinkError} the module needs an import the host does not provide
+   * @throws {RangeError} the memory cannot grow to the snapshot's size
    */
-  constructor(spec: RunnableSpec, module: WebAssembly.Module) {
+  constructor(spec: RunnableSpec, module: WebAssembly.Module, snapshot?: Snapshot) {
     this.#spec = spec;
+    this.#module = module;
     const instance = new WebAssembly.Instance(module, this.#imports(module));
     const exports = instance.exports as unknown as AbiExports & Record<string, unknown>;
     this.#exports = exports;
     this.#interrupt = new Int32Array((exports[INTERRUPT_EXPORT] as WebAssembly.Memory).buffer);
     this.#start = exports[START_EXPORT] as (() => void) | undefined;
+    const dirty = exports[DIRTY_EXPORT] as WebAssembly.Memory | undefined;
+    this.#dirty = dirty && new Uint8Array(dirty.buffer);
+    for (const [name, value] of Object.entries(exports)) {
+      if (name.startsWith(MEMORY_EXPORT_PREFIX)) this.#memories.push(value as WebAssembly.Memory);
+      if (name.startsWith(GLOBAL_EXPORT_PREFIX)) this.#globals.push(value as WebAssembly.Global);
+    }
+    if (snapshot) {
+      this.#memories.forEach((memory, i) => {
+        const missing = snapshot.memories[i]!.length - memory.buffer.byteLength;
+        if (missing > 0) memory.grow(missing / WASM_PAGE);
+      });
+      this.#restore(snapshot);
+      this.#snapshot = snapshot;
+      this.#started = true;
+    }
   }
 
   /** The word the pool writes {@linkcode INTERRUPTED} into to stop this instance's job. */
@@ -111,8 +175,36 @@ export class RunnableInstance {
     return this.#interrupt.buffer as SharedArrayBuffer;
   }
 
+  /**
+   * Makes the instance ready for the next job, in the state after initialisation: restores the
+   * snapshot in place, or returns a successor (see the module doc).
+   *
+   * @returns this instance, a new one, or undefined if a new one could not be made (the next
+   *   job tries again and reports why)
+   */
+  reset(): RunnableInstance | undefined {
+    const snapshot = this.#snapshot;
+    if (snapshot && this.#dirty) {
+      this.#restoreWritten(snapshot);
+      return this;
+    }
+    if (snapshot && this.#memories.every((memory, i) => fits(memory, snapshot.memories[i]!))) {
+      this.#restore(snapshot);
+      return this;
+    }
+    try {
+      return new RunnableInstance(
+        this.#spec,
+        this.#module,
+        snapshot?.portable ? snapshot : undefined,
+      );
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Runs one job; never throws. */
-  run(jobId: number, job: JobState, input: Uint8Array): JobOutcome {
+  run(jobId: number, job: JobState, input: Uint8Array): RunResult {
     this.#job = job;
     Atomics.store(this.#interrupt, 0, jobId);
     let trap: { error: unknown } | undefined;
@@ -120,9 +212,12 @@ export class RunnableInstance {
       if (!this.#started) {
         this.#started = true;
         this.#start?.();
+        if (this.#spec.resettable) this.#snapshot = this.#capture();
+        this.#dirty?.fill(0);
       }
       const ptr = this.#exports.allocate(input.length);
       this.#bytes(ptr, input.length, "allocate").set(input);
+      this.#written(ptr, input.length);
       this.#exports.run_e(ptr, input.length, job.ident);
       if (job.failure === undefined) this.#exports.deallocate(ptr, input.length);
     } catch (error) {
@@ -132,22 +227,78 @@ export class RunnableInstance {
     this.#job = undefined;
 
     const name = this.#spec.name;
-    if (interrupted) {
-      return { result: fail(`runnable "${name}" was interrupted`), reusable: false };
-    }
-    if (job.failure !== undefined) {
-      // Even if the module caught the host's exception and carried on.
-      return { result: fail(job.failure), reusable: false };
-    }
+    if (interrupted) return fail(`runnable "${name}" was interrupted`);
+    // Even if the module caught the host's exception and carried on.
+    if (job.failure !== undefined) return fail(job.failure);
     if (trap !== undefined) {
       // A trap after return_error reports the module's own error.
-      const result = job.result?.ok === false
+      return job.result?.ok === false
         ? job.result
         : fail(`runnable "${name}" trapped: ${describe(trap.error)}${this.#memoryNote()}`);
-      return { result, reusable: false };
     }
     // Reactr answers a job that returned nothing with an empty result.
-    return { result: job.result ?? { ok: true, output: new Uint8Array(0) }, reusable: true };
+    return job.result ?? { ok: true, output: new Uint8Array(0) };
+  }
+
+  /** The state to reset to; undefined if a global's value cannot be read (v128). */
+  #capture(): Snapshot | undefined {
+    const memories = this.#memories.map((memory) => new Uint8Array(memory.buffer.slice(0)));
+    const globals: unknown[] = [];
+    let portable = true;
+    for (const global of this.#globals) {
+      let value: unknown;
+      try {
+        value = global.value;
+      } catch {
+        return undefined; // the JS API refuses v128 values
+      }
+      if (typeof value !== "number" && typeof value !== "bigint") portable = false;
+      globals.push(value);
+    }
+    return { memories, globals, portable };
+  }
+
+  /** Marks the chunks of bytes `ptr..ptr+size` the host wrote. */
+  #written(ptr: number, size: number): void {
+    const dirty = this.#dirty;
+    if (!dirty || size === 0) return;
+    const start = ptr >>> 0;
+    dirty.fill(1, start >>> CHUNK_SHIFT, ((start + size - 1) >>> CHUNK_SHIFT) + 1);
+  }
+
+  /** Restores the chunks written since the last reset (the one memory is tracked), and globals. */
+  #restoreWritten(snapshot: Snapshot): void {
+    const dirty = this.#dirty!;
+    const memory = new Uint8Array(this.#memories[0]!.buffer);
+    const saved = snapshot.memories[0]!;
+    const chunks = memory.length >>> CHUNK_SHIFT;
+    // Four chunks at a time: the map is mostly zero.
+    const words = new Uint32Array(dirty.buffer, 0, (chunks + 3) >>> 2);
+    for (let w = 0; w < words.length; w++) {
+      if (words[w] === 0) continue;
+      for (let chunk = w << 2; chunk < (w << 2) + 4 && chunk < chunks; chunk++) {
+        if (dirty[chunk] === 0) continue;
+        const start = chunk << CHUNK_SHIFT;
+        // A store that starts in this chunk may write a few bytes of the next.
+        const end = Math.min(start + (1 << CHUNK_SHIFT) + MAX_STORE_BYTES - 1, memory.length);
+        const copied = Math.min(end, saved.length);
+        if (copied > start) memory.set(saved.subarray(start, copied), start);
+        if (end > copied) memory.fill(0, Math.max(start, copied), end);
+      }
+      words[w] = 0;
+    }
+    for (let i = 0; i < this.#globals.length; i++) this.#globals[i]!.value = snapshot.globals[i];
+  }
+
+  /** Writes the snapshot into memories at least its size, and zeroes the rest. */
+  #restore(snapshot: Snapshot): void {
+    for (let i = 0; i < this.#memories.length; i++) {
+      const memory = new Uint8Array(this.#memories[i]!.buffer);
+      const saved = snapshot.memories[i]!;
+      memory.set(saved);
+      if (memory.length > saved.length) memory.fill(0, saved.length);
+    }
+    for (let i = 0; i < this.#globals.length; i++) this.#globals[i]!.value = snapshot.globals[i];
   }
 
   #imports(module: WebAssembly.Module): WebAssembly.Imports {
@@ -193,6 +344,7 @@ export class RunnableInstance {
         const data = job.pendingFfi;
         job.pendingFfi = undefined;
         this.#bytes(ptr, data.length, "get_ffi_result").set(data);
+        this.#written(ptr, data.length);
         return 0;
       },
     };
@@ -246,6 +398,12 @@ export class RunnableInstance {
       ? ` (its memory is at the limit of ${this.#spec.maxMemoryPages} pages)`
       : "";
   }
+}
+
+/** Whether `memory` can take `saved` back in place. */
+function fits(memory: WebAssembly.Memory, saved: Uint8Array): boolean {
+  const spare = memory.buffer.byteLength - saved.length;
+  return spare >= 0 && spare <= MAX_SPARE_PAGES * WASM_PAGE;
 }
 
 function fail(message: string): RunResult {

@@ -25,6 +25,11 @@ export interface RunnableSpec {
   name: string;
   /** Pages the memory is capped at (already written into the module). */
   maxMemoryPages: number;
+  /**
+   * Whether restoring memories and mutable globals resets an instance (the module changes no
+   * table and drops no segment); if not, each job gets a fresh instance.
+   */
+  resettable: boolean;
 }
 
 /** Messages to a worker. */

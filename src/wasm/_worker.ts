@@ -1,7 +1,9 @@
 /**
  * A Wasm worker of a {@linkcode RunnablePool}: takes batches of jobs from its shared-memory
- * channel (_job_channel.ts), runs them one at a time, keeps one instance per runnable for the
- * next job, and answers every record of a batch exactly once.
+ * channel (_job_channel.ts), runs them one at a time, and answers every record of a batch exactly
+ * once. It keeps one instance per runnable and, once a job is answered, resets it to its state
+ * after initialisation (or replaces it) for the next job: no job sees what another wrote
+ * (_host.ts).
  *
  * Between batches it waits with `Atomics.waitAsync`: never a blocking wait, so messages
  * (modules, payloads) keep arriving. When batches have been coming close together it first polls
@@ -10,7 +12,7 @@
  * @module
  */
 
-import { type JobOutcome, JobState, RunnableInstance } from "./_host.ts";
+import { JobState, RunnableInstance } from "./_host.ts";
 import { clock, type JobRecord, WorkerChannel } from "./_job_channel.ts";
 import type { FromWorker, RunnableSpec, ToWorker } from "./_protocol.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
@@ -137,9 +139,10 @@ function step(ch: WorkerChannel): boolean {
   }
   payloads.delete(record.jobId);
   const job = new JobState(randomIdent(), payload.request, record.keepsLogs);
-  const outcome = execute(record, job, payload.input);
-  if (!outcome.reusable) instances.delete(record.key);
-  const { result } = outcome;
+  const instance = instanceOf(record.key);
+  const result = typeof instance === "string"
+    ? failed(instance)
+    : instance.run(record.jobId, job, payload.input);
   if (!ch.answer(record.jobId, job.ident, result, job.logs, job.droppedLogs)) {
     // Too large for the channel: by message, then the record says so.
     const transfer = result.ok ? [result.output.buffer as ArrayBuffer] : [];
@@ -153,7 +156,22 @@ function step(ch: WorkerChannel): boolean {
     }, transfer);
     ch.posted(record.jobId);
   }
+  if (typeof instance !== "string") renew(record.key, instance);
   return true;
+}
+
+/** Resets the instance for the next job, after the answer: the caller does not wait for it. */
+function renew(key: number, instance: RunnableInstance): void {
+  const next = instance.reset();
+  if (next === instance) return;
+  if (next) adopt(key, next);
+  else instances.delete(key);
+}
+
+/** Makes `instance` the one that runs key's jobs; the pool gets its interrupt word first. */
+function adopt(key: number, instance: RunnableInstance): void {
+  instances.set(key, instance);
+  scope.postMessage({ kind: "instance", key, interrupt: instance.interruptBuffer });
 }
 
 function skip(ch: WorkerChannel, record: JobRecord): void {
@@ -161,21 +179,18 @@ function skip(ch: WorkerChannel, record: JobRecord): void {
   ch.skip(record.jobId);
 }
 
-function execute(record: JobRecord, job: JobState, input: Uint8Array): JobOutcome {
-  const { key, jobId } = record;
-  const loaded = modules.get(key)!;
+/** The instance that runs key's jobs, made if need be; or why it could not be made. */
+function instanceOf(key: number): RunnableInstance | string {
   let instance = instances.get(key);
-  if (!instance) {
-    try {
-      instance = new RunnableInstance(loaded.spec, loaded.module);
-    } catch (error) {
-      const message = `runnable "${loaded.spec.name}" could not be instantiated: ${error}`;
-      return { result: failed(message), reusable: false };
-    }
-    instances.set(key, instance);
-    scope.postMessage({ kind: "instance", key, interrupt: instance.interruptBuffer });
+  if (instance) return instance;
+  const loaded = modules.get(key)!;
+  try {
+    instance = new RunnableInstance(loaded.spec, loaded.module);
+  } catch (error) {
+    return `runnable "${loaded.spec.name}" could not be instantiated: ${error}`;
   }
-  return instance.run(jobId, job, input);
+  adopt(key, instance);
+  return instance;
 }
 
 const idents = new Uint32Array(256);

@@ -13,6 +13,23 @@
  * // result: { ok: true, output: "hello, my friend" as bytes }
  * ```
  *
+ * Every job starts from a clean state: the one right after instantiation and the module's start
+ * function. Nothing a job writes to memory or to a global (the module's private ones included,
+ * such as Rust's `__stack_pointer`) is visible to the next, whether it returned, trapped, hit a
+ * limit or grew its memory. A worker keeps one instance per runnable and, once a job is
+ * answered, writes back a snapshot taken after initialisation: only the 4 KiB chunks the job
+ * wrote, as the instrumentation marks them (src/wasm/_instrument.ts, _host.ts). Limits:
+ * - A module that changes tables (`table.set`, `table.grow`, ...) or drops data or element
+ *   segments gets a new instance, start function included, for every job: the snapshot does not
+ *   hold that state. So does one with a mutable `v128` global (JS cannot read it).
+ * - Writes are tracked only in a module with a single memory and no atomic or SIMD stores; other
+ *   modules get every byte of their memories copied back after each job (~25 µs per MiB here).
+ * - Tracked stores run a few more instructions each (marking their chunk in a byte map).
+ * - Memory does not shrink: a memory that grew keeps its pages, zeroed, while the size the module
+ *   sees (`memory.size`) is restored. Accesses past that size but within the real one do not
+ *   trap. Without write tracking, an instance whose memory grew by more than 16 pages is replaced.
+ * - The snapshot holds a copy of each memory: a worker keeps twice each runnable's memory.
+ *
  * @module
  */
 

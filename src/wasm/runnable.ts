@@ -116,6 +116,9 @@ let nextKey = 1;
  * limit or the memory limit fail the job (code 500) but never the caller: `run` resolves to a
  * {@linkcode RunResult} in every such case.
  *
+ * Every job starts from the state after instantiation and the module's start function: nothing
+ * one job writes is visible to the next (see mod.ts for how, and the limits).
+ *
  * @example
  * ```ts
  * const bytes = await Deno.readFile("runnables/helloworld-rs/helloworld-rs.wasm");
@@ -203,8 +206,11 @@ export class Runnable {
       throw fail(`is not a valid WebAssembly module: ${cause}`, cause);
     }
     let module: WebAssembly.Module;
+    let resettable: boolean;
     try {
-      module = await WebAssembly.compile(instrument(source, { maxMemoryPages }).bytes);
+      const instrumented = instrument(source, { maxMemoryPages });
+      resettable = instrumented.resettable;
+      module = await WebAssembly.compile(instrumented.bytes);
     } catch (error) {
       throw fail(`cannot be sandboxed: ${error instanceof Error ? error.message : error}`, error);
     }
@@ -243,6 +249,7 @@ export class Runnable {
       key: nextKey++,
       name,
       maxMemoryPages,
+      resettable,
       module,
       timeoutMs,
       log: options.log,

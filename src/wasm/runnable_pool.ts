@@ -122,7 +122,8 @@ const NO_BATCH: (Job | undefined)[] = [];
 
 /**
  * Workers shared by any number of runnables. Workers start when jobs need them (none before
- * the first job) and keep one instance per runnable they have run, reused across jobs.
+ * the first job) and keep one instance per runnable they have run, reset to its state after
+ * initialisation once each job is answered (no job sees what another wrote).
  *
  * @example
  * ```ts
@@ -354,11 +355,12 @@ export class RunnablePool {
     channel.begin();
     while (batch.length < queue.length && batch.length < share) {
       const job = queue[batch.length]!;
-      const { key, module, name, maxMemoryPages, readsRequest, log } = job.runnable;
+      const { key, module, name, maxMemoryPages, resettable, readsRequest, log } = job.runnable;
       if (!slot.loaded.has(key)) {
         // Sent before the batch is published: the worker waits for it if need be.
         slot.loaded.add(key);
-        this.#post(slot, { kind: "load", spec: { key, name, maxMemoryPages }, module });
+        const spec = { key, name, maxMemoryPages, resettable };
+        this.#post(slot, { kind: "load", spec, module });
       }
       const record = {
         id: job.id,
