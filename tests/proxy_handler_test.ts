@@ -181,6 +181,29 @@ Deno.test("the proxy's errors are clear and in Atmo's JSON shape", async (t) => 
   }
 });
 
+Deno.test("headers a function sets are merged into the response; invalid ones give 500", async () => {
+  const proxy = await proxyWith((_fn, body) =>
+    Promise.resolve({
+      ok: true,
+      output: new TextEncoder().encode("ok"),
+      headers: body === "bad"
+        ? { "bad header": "x" } as Record<string, string>
+        : { "content-type": "text/csv", "x-request-id": "spoofed" },
+    })
+  );
+  try {
+    const good = await call(proxy.handler, { path: "/hello", method: "POST", body: "good" });
+    assert.equal(good.status, 200);
+    assert.equal(good.headers.get("content-type"), "text/csv");
+    assert.notEqual(good.headers.get("x-request-id"), "spoofed");
+    const bad = await call(proxy.handler, { path: "/hello", method: "POST", body: "bad" });
+    assert.equal(bad.status, 500);
+    assert.match(JSON.parse(bad.text).message, /invalid response header/);
+  } finally {
+    await proxy.close();
+  }
+});
+
 Deno.test("a sat that goes away mid-request gives 502", async () => {
   let started: () => void;
   const running = new Promise<void>((resolve) => (started = resolve));

@@ -65,7 +65,11 @@ export interface InvokeHeader {
 
 /** How an invocation ended. */
 export type ResultHeader =
-  | { readonly ok: true }
+  | {
+    readonly ok: true;
+    /** Response headers the function set (resp_set_header), lower-case names. */
+    readonly headers?: Readonly<Record<string, string>>;
+  }
   | { readonly ok: false; readonly code: number; readonly message: string };
 
 /** A decoded message. */
@@ -235,7 +239,13 @@ function checkInvokeHeader(value: unknown): InvokeHeader {
 
 function checkResultHeader(value: unknown): ResultHeader {
   const v = value as Record<string, unknown>;
-  if (typeof v === "object" && v !== null && v.ok === true) return { ok: true };
+  if (typeof v === "object" && v !== null && v.ok === true) {
+    if (v.headers === undefined) return { ok: true };
+    if (!isStringRecord(v.headers)) {
+      throw new InvocationProtocolError("RESULT headers have the wrong shape");
+    }
+    return { ok: true, headers: v.headers };
+  }
   if (
     typeof v === "object" && v !== null && v.ok === false && Number.isInteger(v.code) &&
     typeof v.message === "string"

@@ -32,7 +32,12 @@ export class OutputTooLargeError extends RangeError {
 
 /** How an invocation ended on the sat. */
 export type InvokeOutcome =
-  | { readonly ok: true; readonly output: Uint8Array }
+  | {
+    readonly ok: true;
+    readonly output: Uint8Array;
+    /** Response headers the function set. */
+    readonly headers?: Readonly<Record<string, string>>;
+  }
   | { readonly ok: false; readonly code: number; readonly message: string };
 
 /** Options of one invocation. */
@@ -237,7 +242,9 @@ export class SatConnection {
           this.#settle(
             message.id,
             header.ok
-              ? { ok: true, output: concatBytes(pending.chunks) }
+              ? header.headers
+                ? { ok: true, output: concatBytes(pending.chunks), headers: header.headers }
+                : { ok: true, output: concatBytes(pending.chunks) }
               : { ok: false, code: header.code, message: header.message },
           );
         }

@@ -22,7 +22,12 @@ import {
 
 /** What running an invocation gives. */
 export type RunOutcome =
-  | { readonly ok: true; readonly output: Uint8Array }
+  | {
+    readonly ok: true;
+    readonly output: Uint8Array;
+    /** Response headers the function set. */
+    readonly headers?: Readonly<Record<string, string>>;
+  }
   | { readonly ok: false; readonly code: number; readonly message: string };
 
 /** Runs one invocation; the signal aborts when the proxy cancels it or the channel ends. */
@@ -69,7 +74,7 @@ export async function serveInvocations(
 
   const reply = async (id: number, outcome: RunOutcome) => {
     const header: ResultHeader = outcome.ok
-      ? { ok: true }
+      ? (outcome.headers ? { ok: true, headers: outcome.headers } : { ok: true })
       : { ok: false, code: outcome.code, message: outcome.message };
     const output = outcome.ok ? outcome.output : new Uint8Array(0);
     const messages = encodeWithBody(RESULT, id, header, output);

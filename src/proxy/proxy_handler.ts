@@ -188,6 +188,7 @@ export function createProxyHandler(
       const headers: Record<string, string> = {};
       request.headers.forEach((value, key) => (headers[key] = value));
       let output = new Uint8Array(0);
+      const responseHeaders: Record<string, string> = { "x-request-id": requestId };
       for (const fn of route.fns) {
         const header: InvokeHeader = {
           fn,
@@ -205,9 +206,22 @@ export function createProxyHandler(
           return errorResponse(code, outcome.message, requestId);
         }
         output = outcome.output as Uint8Array<ArrayBuffer>;
+        // Headers set by any step are merged into the response (Atmo); ours stay ours.
+        if (outcome.headers) {
+          Object.assign(responseHeaders, outcome.headers, { "x-request-id": requestId });
+        }
       }
       status = 200;
-      return new Response(output, { status, headers: { "x-request-id": requestId } });
+      let outHeaders: Headers;
+      try {
+        outHeaders = new Headers(responseHeaders);
+      } catch (error) {
+        throw new HttpError(
+          500,
+          `a function set an invalid response header: ${(error as Error).message}`,
+        );
+      }
+      return new Response(output, { status, headers: outHeaders });
     } catch (error) {
       if (error instanceof HttpError) {
         status = error.status;
