@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds every Rust runnable under runnables/ (each folder whose Cargo.toml builds a cdylib)
-# into runnables/<name>/<name>.wasm, then the WAT test modules (tests/wasm/build.sh).
+# and every AssemblyScript one (each folder with an index.ts) into runnables/<name>/<name>.wasm,
+# then the WAT test modules (tests/wasm/build.sh).
 #
 #   bash runnables/build.sh           rebuild and copy the .wasm files into place
 #   bash runnables/build.sh --check   rebuild into a temporary folder and exit 1, naming the
@@ -80,6 +81,29 @@ for manifest in "$runnables"/*/Cargo.toml; do
     if ! cmp -s "$fresh" "$out"; then
       differ+=("runnables/$name/$name.wasm")
     fi
+  else
+    cp "$fresh" "$out"
+    echo "   runnables/$name/$name.wasm: $(wc -c <"$out") bytes"
+  fi
+done
+
+# AssemblyScript runnables: each runnables/<name>/index.ts (but the SDK, suborbital-as), built
+# with the npm assemblyscript compiler through Deno, pinned in deno.json and deno.lock.
+ASC=(deno run --frozen --allow-read --allow-write --allow-env npm:assemblyscript@0.28.20/asc)
+for entry in "$runnables"/*/index.ts; do
+  [ -e "$entry" ] || continue
+  crate_dir="$(dirname "$entry")"
+  name="$(basename "$crate_dir")"
+  [ "$name" = "suborbital-as" ] && continue
+  echo "== $name (AssemblyScript)"
+  fresh="$tmp/$name.wasm"
+  # Relative paths: the bytes must not depend on where the clone lives.
+  (cd "$repo" && "${ASC[@]}" "runnables/$name/index.ts" -o "$fresh" --optimize \
+    --runtime stub --use abort=runnables/suborbital-as/index/abort)
+  out="$crate_dir/$name.wasm"
+  built=$((built + 1))
+  if [ "$check" -eq 1 ]; then
+    cmp -s "$fresh" "$out" || differ+=("runnables/$name/$name.wasm")
   else
     cp "$fresh" "$out"
     echo "   runnables/$name/$name.wasm: $(wc -c <"$out") bytes"

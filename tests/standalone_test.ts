@@ -35,6 +35,19 @@ Deno.test("a standalone sat serves one runnable on any method and path", async (
   }
 });
 
+Deno.test("the AssemblyScript runnable built from this repo says hello too", async () => {
+  const { sat, url } = await standalone(join(ROOT, "runnables/helloworld-as/helloworld-as.wasm"), [
+    "--http",
+    "127.0.0.1:0",
+  ]);
+  try {
+    assert.deepEqual(await post(url, "my friend"), { status: 200, text: "hello, my friend" });
+    assert.deepEqual(await post(url, "héllo wörld"), { status: 200, text: "hello, héllo wörld" });
+  } finally {
+    await sat.stop();
+  }
+});
+
 Deno.test("a standalone sat seeds state and params from X-Atmo headers and maps errors", async () => {
   const { sat, url } = await standalone(PROBE, ["--http", "127.0.0.1:0"]);
   try {
