@@ -32,7 +32,9 @@ repo="$(dirname "$runnables")"
 # Debian's toolchain: ~/.cargo/bin (rustup, without a wasm32 target) may shadow it on PATH.
 RUSTC="${RUSTC:-/usr/bin/rustc}"
 CARGO="${CARGO:-/usr/bin/cargo}"
-WASM_OPT="${WASM_OPT:-wasm-opt}"
+# Debian's binaryen, by path: `deno task` puts node_modules/.bin first on PATH, and the npm
+# assemblyscript package brings another wasm-opt that writes other bytes.
+WASM_OPT="${WASM_OPT:-/usr/bin/wasm-opt}"
 for tool in "$RUSTC" "$CARGO" "$WASM_OPT"; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "build.sh: $tool not found; install it with" >&2
