@@ -71,6 +71,28 @@ Deno.test("a standalone sat seeds state and params from X-Atmo headers and maps 
   }
 });
 
+Deno.test("a standalone sat applies headers, keeps a cache across requests, reports aborts", async () => {
+  const { sat, url } = await standalone(join(ROOT, "tests/wasm/abi_more.wasm"), [
+    "--http",
+    "127.0.0.1:0",
+  ]);
+  try {
+    const response = await fetch(url, { method: "POST", body: "h6x-testyes" });
+    assert.equal(await response.text(), "headers");
+    assert.equal(response.headers.get("x-test"), "yes");
+    assert.equal(response.headers.get("x-runnable"), "abi_more");
+    assert.deepEqual(await post(url, "s03keyval"), { status: 200, text: "ok" });
+    assert.deepEqual(await post(url, "gkey"), { status: 200, text: "val" });
+    const missing = await post(url, "gnope");
+    assert.equal(missing.status, 404);
+    const abort = await post(url, "a");
+    assert.equal(abort.status, 500);
+    assert.equal(JSON.parse(abort.text).message, "abort: boom at main.ts:12:5");
+  } finally {
+    await sat.stop();
+  }
+});
+
 Deno.test("SAT_HTTP_PORT picks the port when --http is not given, and --http wins", async () => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = probe.addr.port;

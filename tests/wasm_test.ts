@@ -7,6 +7,7 @@ import {
   loadRunnables,
   type RequestInfo,
   Runnable,
+  RunnableCache,
   RunnableError,
   type RunnableLogFields,
   type RunnableLogLevel,
@@ -20,6 +21,8 @@ const decoder = new TextDecoder();
 const repo = new URL("../", import.meta.url);
 const HELLO_FILE = new URL("runnables/helloworld-rs/helloworld-rs.wasm", repo);
 const PROBE_FILE = new URL("tests/wasm/abi_probe.wasm", repo);
+const MORE_FILE = new URL("tests/wasm/abi_more.wasm", repo);
+const WASI_FILE = new URL("tests/wasm/wasi_probe.wasm", repo);
 
 function load(file: URL, name: string, options?: RunnableOptions): Promise<Runnable> {
   return Deno.readFile(file).then((bytes) => Runnable.load(name, bytes, options));
@@ -106,19 +109,14 @@ Deno.test("Runnable reports the module's errors, traps and host refusals as fail
   });
 
   await t.step("an unsupported import fails the job with its name", async () => {
-    assert.deepEqual(runnable.unsupportedImports, [
-      "env.cache_get",
-      "wasi_snapshot_preview1.fd_write",
-    ]);
+    assert.deepEqual(runnable.unsupportedImports, ["env.fetch_url", "env.get_static_file"]);
     assert.deepEqual(await run(runnable, "U"), {
       ok: false,
       code: 500,
-      message: 'runnable "abi_probe": host function env.cache_get is not supported yet',
+      message: 'runnable "abi_probe": host function env.fetch_url is not supported yet',
     });
-    const wasi = await run(runnable, "V");
-    assert.ok(
-      !wasi.ok && wasi.message.includes("wasi_snapshot_preview1.fd_write is not supported yet"),
-    );
+    const file = await run(runnable, "V");
+    assert.ok(!file.ok && file.message.includes("env.get_static_file is not supported yet"));
   });
 
   await t.step("a job that returns nothing answers an empty output", async () => {
@@ -707,4 +705,213 @@ Deno.test({
     assert.equal(status, 0, decoder.decode(stderr));
     assert.equal(decoder.decode(stdout).trim(), "hello, sandbox");
   },
+});
+
+Deno.test("the _swift names and return_abort of the ABI", async (t) => {
+  const { logs, log } = recorder();
+  using runnable = await load(MORE_FILE, "abi_more", { log });
+
+  await t.step("every host function is supported, _swift names included", () => {
+    assert.deepEqual(runnable.unsupportedImports, []);
+  });
+
+  await t.step("return_result_swift, return_error_swift and log_msg_swift", async () => {
+    assert.equal(output(await run(runnable, "Hello swift")), "Hello swift");
+    assert.deepEqual(await run(runnable, "e"), { ok: false, code: 409, message: "swift error" });
+    assert.deepEqual(logs.map((l) => [l.level, l.message]), [["info", "swift log"]]);
+  });
+
+  await t.step(
+    "return_abort fails the job with AssemblyScript's message and position",
+    async () => {
+      assert.deepEqual(await run(runnable, "a"), {
+        ok: false,
+        code: 500,
+        message: "abort: boom at main.ts:12:5",
+      });
+    },
+  );
+
+  await t.step(
+    "a pointer outside memory fails the job, and the runnable keeps serving",
+    async () => {
+      for (const [input, fn] of [["p", "cache_get"], ["P", "log_msg"]]) {
+        const result = await run(runnable, input!);
+        assert.ok(!result.ok, input);
+        assert.equal(result.code, 500);
+        assert.match(
+          result.message,
+          new RegExp(`^runnable "abi_more": ${fn} passed a pointer outside its memory`),
+        );
+      }
+      assert.equal(output(await run(runnable, "Keeps serving")), "Keeps serving");
+    },
+  );
+
+  await t.step("add_ffi_var stores a variable", async () => {
+    assert.equal(output(await run(runnable, "v4namevalue")), "ok");
+  });
+});
+
+Deno.test("cache_set and cache_get share one cache across workers, with a TTL", async (t) => {
+  let now = 1_000_000;
+  const cache = new RunnableCache({ maxEntries: 3, now: () => now });
+  using pool = new RunnablePool({ concurrency: 2, cache });
+  using runnable = await load(MORE_FILE, "abi_more", { pool });
+
+  await t.step("a value set by one job is read by others, on every worker", async () => {
+    assert.equal(output(await run(runnable, "s05greethello")), "ok");
+    const reads = await Promise.all(Array.from({ length: 20 }, () => run(runnable, "ggreet")));
+    for (const read of reads) assert.equal(output(read), "hello");
+    assert.equal(output(await run(runnable, "Ggreet")), "hello", "cache_get_swift");
+    assert.equal(decoder.decode(cache.get("greet")), "hello");
+  });
+
+  await t.step("a missing key is an error result", async () => {
+    assert.deepEqual(await run(runnable, "gnope"), {
+      ok: false,
+      code: 404,
+      message: "key not found",
+    });
+  });
+
+  await t.step("an entry expires after its TTL", async () => {
+    assert.equal(output(await run(runnable, "s23ttlshort")), "ok");
+    now += 1999;
+    assert.equal(output(await run(runnable, "gttl")), "short");
+    now += 1;
+    assert.deepEqual(await run(runnable, "gttl"), {
+      ok: false,
+      code: 404,
+      message: "key not found",
+    });
+  });
+
+  await t.step("the cache keeps its bounds, evicting the oldest entry", async () => {
+    for (const key of ["k1", "k2", "k3", "k4"]) {
+      assert.equal(output(await run(runnable, `s02${key}v`)), "ok");
+    }
+    assert.equal(cache.size, 3);
+    assert.equal(cache.get("greet"), undefined);
+    assert.equal(decoder.decode(cache.get("k4")), "v");
+  });
+});
+
+Deno.test("RunnableCache bounds its bytes and refuses an entry larger than all of them", () => {
+  const cache = new RunnableCache({ maxBytes: 9 });
+  assert.equal(cache.set("a", new Uint8Array(4), 0), true);
+  assert.equal(cache.set("b", new Uint8Array(4), 0), true);
+  assert.equal(cache.get("a"), undefined, "evicted for b");
+  assert.equal(cache.set("c", new Uint8Array(9), 0), false);
+  assert.equal(cache.get("b")?.length, 4);
+  assert.throws(() => new RunnableCache({ maxEntries: 0 }), RangeError);
+});
+
+Deno.test("resp_set_header headers come back with the result", async () => {
+  using runnable = await load(MORE_FILE, "abi_more");
+  assert.deepEqual(await run(runnable, "h6x-songla"), {
+    ok: true,
+    output: encoder.encode("headers"),
+    headers: { "x-song": "la", "x-runnable": "abi_more" },
+  });
+  assert.deepEqual(await run(runnable, "Quiet"), { ok: true, output: encoder.encode("Quiet") });
+});
+
+Deno.test("get_secret_value reads only the secrets it was given, and never logs them", async (t) => {
+  const { logs, log } = recorder();
+  using pool = new RunnablePool({ secrets: { "api-key": "s3cr3t" } });
+  using runnable = await load(MORE_FILE, "abi_more", { pool, log });
+  using own = await load(MORE_FILE, "abi_more_own", { pool, secrets: { token: "t0k" } });
+
+  await t.step("an allowed name", async () => {
+    assert.equal(output(await run(runnable, "Sapi-key")), "s3cr3t");
+    assert.equal(output(await run(own, "Stoken")), "t0k");
+  });
+
+  await t.step("any other name is an error result", async () => {
+    assert.deepEqual(await run(runnable, "SPATH"), {
+      ok: false,
+      code: 404,
+      message: 'no secret named "PATH" is allowed for this runnable',
+    });
+    assert.equal(
+      (await run(own, "Sapi-key")).ok,
+      false,
+      "a runnable's own secrets replace the pool's",
+    );
+    assert.equal((await run(runnable, "S__proto__")).ok, false);
+  });
+
+  await t.step("values are not logged", () => {
+    assert.ok(logs.every((l) => !l.message.includes("s3cr3t")));
+  });
+
+  await t.step("secrets must be strings", () => {
+    assert.throws(
+      () => new RunnablePool({ secrets: { n: 1 as unknown as string } }),
+      TypeError,
+    );
+  });
+});
+
+Deno.test("a module that imports all of wasi_snapshot_preview1 runs", async (t) => {
+  const { logs, log } = recorder();
+  using runnable = await load(WASI_FILE, "wasi_probe", { log });
+
+  await t.step("every WASI function is provided", () => {
+    assert.deepEqual(runnable.unsupportedImports, []);
+  });
+
+  await t.step("fd_write to fd 1 and 2 goes to the job's log, a line at a time", async () => {
+    const out = await run(runnable, "ohello\nwor");
+    assert.ok(out.ok);
+    assert.equal(new DataView(out.output.buffer).getUint32(0, true), 9, "nwritten");
+    await run(runnable, "Othread 'main' panicked at src/lib.rs:3:5:\noh no\n");
+    assert.deepEqual(logs.map((l) => [l.level, l.message]), [
+      ["info", "hello"],
+      ["info", "wor"],
+      ["error", "thread 'main' panicked at src/lib.rs:3:5:"],
+      ["error", "oh no"],
+    ]);
+  });
+
+  await t.step("proc_exit ends the job", async () => {
+    assert.deepEqual(await run(runnable, "x0"), { ok: true, output: new Uint8Array(0) });
+    assert.equal(output(await run(runnable, "X")), "before exit");
+    assert.deepEqual(await run(runnable, "x3"), { ok: false, code: 500, message: "proc_exit(3)" });
+  });
+
+  await t.step("random_get fills with random bytes", async () => {
+    const [a, b] = [output(await run(runnable, "r")), output(await run(runnable, "r"))];
+    assert.notEqual(a, b);
+  });
+
+  await t.step("clock_time_get reads the realtime and monotonic clocks", async () => {
+    const before = BigInt(Date.now()) * 1_000_000n;
+    for (const [input, errno] of [["c0", 0], ["c1", 0], ["c2", 28]] as const) {
+      const result = await run(runnable, input);
+      assert.ok(result.ok);
+      const view = new DataView(result.output.buffer);
+      assert.equal(view.getUint32(8, true), errno, input);
+      if (input === "c0") assert.ok(view.getBigUint64(0, true) >= before - 1_000_000n);
+      if (input === "c1") assert.ok(view.getBigUint64(0, true) > 0n);
+    }
+  });
+
+  await t.step("args and environ are empty; the rest answers ENOSYS", async () => {
+    const result = await run(runnable, "n");
+    assert.ok(result.ok);
+    assert.deepEqual([...result.output.subarray(0, 8)], [52, 52, 52, 52, 8, 0, 0, 8]);
+    assert.deepEqual([...result.output.subarray(16, 32)], new Array(16).fill(0));
+  });
+
+  await t.step("a pointer outside memory fails the job; the runnable keeps serving", async () => {
+    const result = await run(runnable, "b");
+    assert.ok(!result.ok);
+    assert.match(
+      result.message,
+      /wasi_snapshot_preview1\.fd_write passed a pointer outside its memory/,
+    );
+    assert.equal(output(await run(runnable, "fine")), "fine");
+  });
 });

@@ -2,7 +2,7 @@
  * Standalone mode, like Suborbital's Sat: one runnable served over HTTP without relay or proxy.
  * Any method and path runs the module on the request body.
  *
- * - 200 with the output; a runnable error answers with its code as the status (500 when
+ * - 200 with the output and the headers the runnable set; a runnable error answers with its code as the status (500 when
  *   outside 200-599) and Atmo's body `{"status":code,"message":"..."}`.
  * - `X-Atmo-State`: a JSON object of string values seeds the request state (each value stored
  *   as UTF-8 bytes); `X-Atmo-Params`: the same shape for URL parameters. Malformed: 400.
@@ -89,7 +89,18 @@ export function createStandaloneHandler(
         Object.entries(state ?? {}).map(([key, value]) => [key, encoder.encode(value)]),
       ),
     }, { signal: request.signal });
-    if (result.ok) return new Response(result.output as Uint8Array<ArrayBuffer>);
+    if (result.ok) {
+      try {
+        return new Response(result.output as Uint8Array<ArrayBuffer>, {
+          headers: result.headers,
+        });
+      } catch (error) {
+        return errorResponse(
+          500,
+          `the runnable set an invalid header: ${(error as Error).message}`,
+        );
+      }
+    }
     const status = result.code >= 200 && result.code <= 599 ? result.code : 500;
     return errorResponse(status, result.message);
   };

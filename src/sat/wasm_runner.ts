@@ -31,8 +31,9 @@ export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): Invocation
       params: header.params,
       state: {},
     });
-    return result.ok
-      ? { ok: true, output: result.output }
-      : { ok: false, code: result.code, message: result.message };
+    if (!result.ok) return { ok: false, code: result.code, message: result.message };
+    return result.headers
+      ? { ok: true, output: result.output, headers: result.headers }
+      : { ok: true, output: result.output };
   };
 }

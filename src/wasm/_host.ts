@@ -23,6 +23,17 @@
  * function failed. A successor is a new instance, given the snapshot when it holds only numbers
  * (its start function does not run again), else started afresh by the next job.
  *
+ * Host functions (module `env`, every parameter i32, the job's `ident` last; each also as
+ * `<name>_swift`, the same function: Swift passes two more i32s, ignored). A byte-returning call
+ * (`request_get_field`, `cache_get`, `get_secret_value`) puts its value or error message in the
+ * job's one pending-result slot and returns its size, minus the size of an error message, or -1
+ * for an unknown failure (or an uncollected earlier result); `get_ffi_result(ptr)` copies it
+ * out. Every pointer and size is checked against the memory: a bad one fails the job ("...
+ * passed a pointer outside its memory"), and the next job runs as usual. `return_abort` and
+ * `proc_exit` end the job at once (`JobState.final`). `add_ffi_var` only stores the variable
+ * for the job: `graphql_query` / `db_exec`, which would read it, are not supported yet. A failing
+ * call's message names the function without `_swift`.
+ *
  * @module
  */
 
@@ -37,13 +48,19 @@ import {
   START_EXPORT,
 } from "./_instrument.ts";
 import type { JobLog, RunnableSpec } from "./_protocol.ts";
+import { decodeCacheReply, encodeCacheCall } from "./_cache_call.ts";
 import { requestField } from "./_request_field.ts";
+import { WASI_FUNCTIONS, wasiImports } from "./_wasi.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
 
 /** Most `log_msg` calls kept per job; the rest are counted. */
 export const MAX_LOG_RECORDS = 100;
 /** Most bytes of log messages kept per job. */
 export const MAX_LOG_BYTES = 64 * 1024;
+/** Most response headers (`resp_set_header`) and `add_ffi_var` variables per job. */
+export const MAX_JOB_ENTRIES = 100;
+/** Most bytes of a header's or variable's name and value. */
+export const MAX_ENTRY_BYTES = 8 * 1024;
 
 const WASM_PAGE = 65536;
 /**
@@ -52,15 +69,44 @@ const WASM_PAGE = 65536;
  */
 export const MAX_SPARE_PAGES = 16;
 const LEVEL_WARN = 2;
-const SUPPORTED = [
+/** `env` functions the host implements; each also as `<name>_swift` (two more ignored i32s). */
+const ENV_FUNCTIONS = [
   "return_result",
   "return_error",
+  "return_abort",
   "log_msg",
   "request_get_field",
   "get_ffi_result",
+  "add_ffi_var",
+  "cache_set",
+  "cache_get",
+  "resp_set_header",
+  "get_secret_value",
 ];
-const STUBBED_MODULES = ["env", "wasi_snapshot_preview1"];
+const SWIFT_SUFFIX = "_swift";
+/** Import modules whose functions the host provides, or stubs that fail the job. */
+export const IMPORT_MODULES: readonly string[] = ["env", "wasi_snapshot_preview1"];
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/**
+ * Whether the host implements function `name` of import module `from` (else a call fails the
+ * job, naming it).
+ */
+export function isSupportedImport(from: string, name: string): boolean {
+  if (from === "wasi_snapshot_preview1") return WASI_FUNCTIONS.includes(name);
+  if (from !== "env") return false;
+  const base = name.endsWith(SWIFT_SUFFIX) ? name.slice(0, -SWIFT_SUFFIX.length) : name;
+  return ENV_FUNCTIONS.includes(base);
+}
+
+/** What a job needs beyond its request. */
+export interface JobStateOptions {
+  /** Someone reads the job's logs (default true). */
+  keepsLogs?: boolean;
+  /** Makes a synchronous call to the pool (the cache); without it the cache is unavailable. */
+  hostCall?: (call: Uint8Array) => Uint8Array;
+}
 
 /** The per-job slot that host calls carrying the job's `ident` write into. */
 export class JobState {
@@ -72,16 +118,24 @@ export class JobState {
   pendingFfi: Uint8Array | undefined;
   /** Set when the host refuses a call; the job then fails whatever the module does next. */
   failure: string | undefined;
+  /** The job's answer, set by `return_abort` or `proc_exit`: nothing the module does changes it. */
+  final: RunResult | undefined;
+  /** Headers set by `resp_set_header`, returned with an ok result. */
+  headers: Record<string, string> | undefined;
+  /** Variables set by `add_ffi_var`. */
+  readonly ffiVars: Map<string, string> = new Map();
+  readonly hostCall: ((call: Uint8Array) => Uint8Array) | undefined;
   readonly logs: JobLog[] = [];
   droppedLogs = 0;
   /** Whether anyone reads this job's logs; if not, `log_msg` costs no decoding. */
   readonly keepsLogs: boolean;
   #logBytes = 0;
 
-  constructor(ident: number, request: RequestInfo | undefined, keepsLogs = true) {
+  constructor(ident: number, request: RequestInfo | undefined, options: JobStateOptions = {}) {
     this.ident = ident;
     this.request = request;
-    this.keepsLogs = keepsLogs;
+    this.keepsLogs = options.keepsLogs ?? true;
+    this.hostCall = options.hostCall;
   }
 
   log(level: number, message: string): void {
@@ -118,6 +172,11 @@ class HostFault extends Error {
   override name = "HostFault";
 }
 
+/** Thrown through the module to end the job (`return_abort`, `proc_exit`: see `final`). */
+class JobEnd extends Error {
+  override name = "JobEnd";
+}
+
 /** A runnable's instance in one worker. */
 export class RunnableInstance {
   readonly #spec: RunnableSpec;
@@ -134,6 +193,8 @@ export class RunnableInstance {
   /** Taken once the start function returned, if the module is resettable. */
   #snapshot: Snapshot | undefined;
   #job: JobState | undefined;
+  /** Logs what remains of the job's unfinished fd_write lines. */
+  #flushWasi: () => void = () => {};
 
   /**
    * Instantiates the module; its start function (if any) runs with the first job, unless a
@@ -224,20 +285,21 @@ export class RunnableInstance {
       trap = { error };
     }
     const interrupted = Atomics.exchange(this.#interrupt, 0, 0) === INTERRUPTED;
+    this.#flushWasi();
     this.#job = undefined;
 
     const name = this.#spec.name;
     if (interrupted) return fail(`runnable "${name}" was interrupted`);
     // Even if the module caught the host's exception and carried on.
     if (job.failure !== undefined) return fail(job.failure);
+    if (job.final !== undefined) return job.final;
     if (trap !== undefined) {
       // A trap after return_error reports the module's own error.
       return job.result?.ok === false
         ? job.result
         : fail(`runnable "${name}" trapped: ${describe(trap.error)}${this.#memoryNote()}`);
     }
-    // Reactr answers a job that returned nothing with an empty result.
-    return job.result ?? { ok: true, output: new Uint8Array(0) };
+    return withHeaders(job);
   }
 
   /** The state to reset to; undefined if a global's value cannot be read (v128). */
@@ -311,6 +373,23 @@ export class RunnableInstance {
         const job = this.#jobFor(ident, "return_error");
         if (job) job.result = { ok: false, code, message: this.#text(ptr, size, "return_error") };
       },
+      // AssemblyScript's `abort`, which never returns: the job ends here.
+      return_abort: (
+        msgPtr: number,
+        msgSize: number,
+        filePtr: number,
+        fileSize: number,
+        line: number,
+        column: number,
+        ident: number,
+      ) => {
+        const job = this.#jobFor(ident, "return_abort");
+        if (!job) return;
+        const message = this.#text(msgPtr, msgSize, "return_abort");
+        const file = this.#text(filePtr, fileSize, "return_abort");
+        job.final = fail(`abort: ${message} at ${file}:${line}:${column}`);
+        throw new JobEnd("return_abort");
+      },
       log_msg: (ptr: number, size: number, level: number, ident: number) => {
         const job = this.#jobFor(ident, "log_msg");
         if (!job) return;
@@ -322,21 +401,10 @@ export class RunnableInstance {
         const job = this.#jobFor(ident, "request_get_field");
         if (!job) return -1;
         const key = this.#text(keyPtr, keySize, "request_get_field");
-        if (job.pendingFfi !== undefined) {
-          // Reactr refuses a second result before the first is collected.
-          job.log(LEVEL_WARN, "env.request_get_field: the previous result was never collected");
-          return -1;
-        }
         const field = job.request
           ? requestField(job.request, fieldType, key)
           : { error: "no request is attached to this job" };
-        if ("error" in field) {
-          // A negative size: the length of an error message (Reactr's FFIResult.FFISize).
-          job.pendingFfi = new TextEncoder().encode(field.error);
-          return -job.pendingFfi.length;
-        }
-        job.pendingFfi = field.value;
-        return field.value.length;
+        return this.#ffiResult(job, "request_get_field", field);
       },
       get_ffi_result: (ptr: number, ident: number) => {
         const job = this.#jobFor(ident, "get_ffi_result");
@@ -347,17 +415,154 @@ export class RunnableInstance {
         this.#written(ptr, data.length);
         return 0;
       },
+      // Variables for a later query of the job (Reactr's graphql_query / db_exec take them);
+      // no host function supported so far reads them.
+      add_ffi_var: (
+        namePtr: number,
+        nameSize: number,
+        valPtr: number,
+        valSize: number,
+        ident: number,
+      ) => {
+        const job = this.#jobFor(ident, "add_ffi_var");
+        if (!job) return -1;
+        const name = this.#text(namePtr, nameSize, "add_ffi_var");
+        const value = this.#text(valPtr, valSize, "add_ffi_var");
+        if (
+          !this.#roomFor(
+            job,
+            job.ffiVars.has(name),
+            job.ffiVars.size,
+            nameSize + valSize,
+            "add_ffi_var",
+          )
+        ) {
+          return -1;
+        }
+        job.ffiVars.set(name, value);
+        return 0;
+      },
+      cache_set: (
+        keyPtr: number,
+        keySize: number,
+        valPtr: number,
+        valSize: number,
+        ttlSeconds: number,
+        ident: number,
+      ) => {
+        const job = this.#jobFor(ident, "cache_set");
+        if (!job) return -1;
+        const key = this.#bytes(keyPtr, keySize, "cache_set");
+        const value = this.#bytes(valPtr, valSize, "cache_set");
+        const reply = this.#cacheCall(job, encodeCacheCall(key, { value, ttlSeconds }));
+        if ("error" in reply) {
+          job.log(LEVEL_WARN, `env.cache_set: ${reply.error}`);
+          return -1;
+        }
+        return 0;
+      },
+      cache_get: (keyPtr: number, keySize: number, ident: number) => {
+        const job = this.#jobFor(ident, "cache_get");
+        if (!job) return -1;
+        const key = this.#bytes(keyPtr, keySize, "cache_get");
+        return this.#ffiResult(job, "cache_get", this.#cacheCall(job, encodeCacheCall(key)));
+      },
+      resp_set_header: (
+        keyPtr: number,
+        keySize: number,
+        valPtr: number,
+        valSize: number,
+        ident: number,
+      ) => {
+        const job = this.#jobFor(ident, "resp_set_header");
+        if (!job) return;
+        const name = this.#text(keyPtr, keySize, "resp_set_header");
+        const value = this.#text(valPtr, valSize, "resp_set_header");
+        const headers = job.headers ??= {};
+        const known = Object.hasOwn(headers, name);
+        const count = Object.keys(headers).length;
+        if (this.#roomFor(job, known, count, keySize + valSize, "resp_set_header")) {
+          headers[name] = value;
+        }
+      },
+      get_secret_value: (keyPtr: number, keySize: number, ident: number) => {
+        const job = this.#jobFor(ident, "get_secret_value");
+        if (!job) return -1;
+        const name = this.#text(keyPtr, keySize, "get_secret_value");
+        const secrets = this.#spec.secrets;
+        // Only names the runnable was given; never a value in a message.
+        const field = secrets && Object.hasOwn(secrets, name)
+          ? { value: encoder.encode(secrets[name]) }
+          : { error: `no secret named ${JSON.stringify(name)} is allowed for this runnable` };
+        return this.#ffiResult(job, "get_secret_value", field);
+      },
     };
-    const imports: Record<string, Record<string, WebAssembly.ImportValue>> = { env };
+    for (const name of ENV_FUNCTIONS) env[name + SWIFT_SUFFIX] = env[name]!;
+    const wasi = wasiImports({
+      bytes: (ptr, size, fn) => this.#bytes(ptr, size, `wasi_snapshot_preview1.${fn}`),
+      written: (ptr, size) => this.#written(ptr, size),
+      log: (level, message) => this.#job?.log(level, message),
+      exit: (code) => {
+        const job = this.#job;
+        if (job) job.final = code === 0 ? withHeaders(job) : fail(`proc_exit(${code})`);
+        throw new JobEnd("proc_exit");
+      },
+    });
+    this.#flushWasi = wasi.flush;
+    const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {
+      env,
+      wasi_snapshot_preview1: wasi.imports,
+    };
     for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
-      if (kind !== "function" || !STUBBED_MODULES.includes(from)) continue;
-      if (from === "env" && SUPPORTED.includes(name)) continue;
-      // Present so the module instantiates; a call fails the job (the full ABI comes later).
-      (imports[from] ??= {})[name] = () => {
+      if (kind !== "function" || !IMPORT_MODULES.includes(from)) continue;
+      if (isSupportedImport(from, name)) continue;
+      // Present so the module instantiates; a call fails the job.
+      imports[from]![name] = () => {
         throw this.#fault(`host function ${from}.${name} is not supported yet`);
       };
     }
     return imports;
+  }
+
+  /**
+   * Puts the value or error of a byte-returning call in the job's pending-result slot.
+   *
+   * @returns the value's size, minus the error message's size, or -1 when the slot is taken
+   */
+  #ffiResult(job: JobState, fn: string, result: { value: Uint8Array } | { error: string }): number {
+    if (job.pendingFfi !== undefined) {
+      // Reactr refuses a second result before the first is collected.
+      job.log(LEVEL_WARN, `env.${fn}: the previous result was never collected`);
+      return -1;
+    }
+    if ("error" in result) {
+      // A negative size: the length of an error message (Reactr's FFIResult.FFISize); a
+      // message is longer than one byte, so as not to read as -1, an unknown failure.
+      job.pendingFfi = encoder.encode(result.error.padEnd(2, "."));
+      return -job.pendingFfi.length;
+    }
+    job.pendingFfi = result.value;
+    return result.value.length;
+  }
+
+  /** Calls the pool's cache; errors come back as a message for the module. */
+  #cacheCall(job: JobState, call: Uint8Array): { value: Uint8Array } | { error: string } {
+    if (!job.hostCall) return { error: "no cache is available to this job" };
+    try {
+      return decodeCacheReply(job.hostCall(call));
+    } catch (error) {
+      return { error: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  /** Whether one more header or variable fits the job's bounds; if not, a warning says so. */
+  #roomFor(job: JobState, replaces: boolean, count: number, size: number, fn: string): boolean {
+    if (size <= MAX_ENTRY_BYTES && (replaces || count < MAX_JOB_ENTRIES)) return true;
+    job.log(
+      LEVEL_WARN,
+      `env.${fn}: ignored; at most ${MAX_JOB_ENTRIES} entries of ${MAX_ENTRY_BYTES} bytes per job`,
+    );
+    return false;
   }
 
   /** The job whose `ident` this is; other idents get nothing (one job's slots are its own). */
@@ -374,9 +579,8 @@ export class RunnableInstance {
     const start = ptr >>> 0; // Wasm pointers are unsigned i32
     if (size < 0 || start + size > buffer.byteLength) {
       throw this.#fault(
-        `${fn} passed bytes ${start}..${
-          start + size
-        }, outside its ${buffer.byteLength}-byte memory`,
+        `${fn} passed a pointer outside its memory: ${size} bytes at ${start}, in a ` +
+          `${buffer.byteLength}-byte memory`,
       );
     }
     return new Uint8Array(buffer, start, size);
@@ -404,6 +608,12 @@ export class RunnableInstance {
 function fits(memory: WebAssembly.Memory, saved: Uint8Array): boolean {
   const spare = memory.buffer.byteLength - saved.length;
   return spare >= 0 && spare <= MAX_SPARE_PAGES * WASM_PAGE;
+}
+
+/** The job's result (Reactr answers a job that returned nothing with an empty one) and headers. */
+function withHeaders(job: JobState): RunResult {
+  const result = job.result ?? { ok: true, output: new Uint8Array(0) };
+  return result.ok && job.headers ? { ...result, headers: job.headers } : result;
 }
 
 function fail(message: string): RunResult {

@@ -15,6 +15,7 @@
  * | 320..832     | Float64 start time of each record (`clock()`)                          |
  * | 832..JOB_END | job records, one after the other (JOB_BYTES)                           |
  * | JOB_END..    | answer records, one after the other (ANSWER_BYTES)                     |
+ * | CALLS..      | one host call and its reply: u32 length and the bytes (CALL_BYTES)     |
  *
  * A batch:
  * 1. The pool writes records 0..n-1 with STATE = QUEUED, sets COUNT = n and DONE = 0, then
@@ -39,10 +40,17 @@
  * bytes of each state value in the order of `stateKeys`. NO_LOGS: nobody reads the job's logs,
  * its answer carries none.
  *
- * Answer record: u32 job id, u8 kind, u32 ident; for OK u32 length and the output, for ERROR i32
- * code and a string; then u32 log count, u32 dropped logs, and each log as u8 level and a
+ * Answer record: u32 job id, u8 kind, u32 ident; for OK u32 length and the output and a string
+ * (the JSON of the response headers, empty if none), for ERROR i32 code and a string; then u32 log count, u32 dropped logs, and each log as u8 level and a
  * string. A string is u32 length and UTF-8. A SKIPPED answer is the id and kind alone; a POSTED
  * one (too large for the buffer) says the answer comes in a `done` message.
+ *
+ * Host calls: a job may need the main thread synchronously (`env.cache_get` reads the pool's
+ * cache). The worker writes the call into CALLS, sets CALL_ANSWERED = 0, sets the CALLING bit of
+ * DONE and notifies DONE, then blocks in `Atomics.wait` on CALL_ANSWERED. The pool, which waits
+ * on DONE while a batch is out, sees DONE change (no wakeup is lost: the value differs from the
+ * one it waits on), writes the reply into CALLS, clears the bit, sets CALL_ANSWERED = 1 and
+ * notifies it. Calls happen only while a record runs, so the worker never sets DONE meanwhile.
  *
  * @module
  */
@@ -56,6 +64,12 @@ export const MAX_BATCH = 64;
 const JOB_BYTES = 256 * 1024;
 /** Bytes of answers a batch holds; a larger answer goes by message. */
 const ANSWER_BYTES = 256 * 1024;
+/** Bytes of one host call or reply (with its u32 length). */
+const CALL_BYTES = 1024 * 1024;
+/** Most bytes of a host call or its reply. */
+export const MAX_CALL_BYTES = CALL_BYTES - 4;
+/** How long a worker waits for the pool to answer a host call. */
+const CALL_TIMEOUT_MS = 5000;
 
 /** Room kept at the end of the answers for SKIPPED and POSTED answers (u32 + u8 each). */
 const SHORT_ANSWERS = 5 * MAX_BATCH;
@@ -64,14 +78,18 @@ const SEQ = 0;
 const COUNT = 1;
 const DONE = 2;
 const SPINNING = 3;
+const CALL_ANSWERED = 6;
+/** Set in DONE while a host call waits for the pool. */
+const CALLING = 1 << 30;
 /** Index of PUBLISHED in a Float64Array over the buffer. */
 const PUBLISHED = 2;
 const STATES = 64;
 const STARTS = STATES + 4 * MAX_BATCH;
 const JOBS = STARTS + 8 * MAX_BATCH;
 const ANSWERS = JOBS + JOB_BYTES;
+const CALLS = ANSWERS + ANSWER_BYTES;
 /** Size of a channel's SharedArrayBuffer. */
-const CHANNEL_BYTES = ANSWERS + ANSWER_BYTES;
+const CHANNEL_BYTES = CALLS + CALL_BYTES;
 
 // Record states.
 const QUEUED = 1;
@@ -283,7 +301,24 @@ export class PoolChannel {
 
   /** Records of the batch answered so far. */
   answered(): number {
-    return Atomics.load(this.#words, DONE);
+    return Atomics.load(this.#words, DONE) & ~CALLING;
+  }
+
+  /** The host call the worker waits on, if any (a view: valid until {@linkcode answerCall}). */
+  pendingCall(): Uint8Array | undefined {
+    if ((Atomics.load(this.#words, DONE) & CALLING) === 0) return undefined;
+    const length = new DataView(this.buffer).getUint32(CALLS, true);
+    return new Uint8Array(this.buffer, CALLS + 4, Math.min(length, MAX_CALL_BYTES));
+  }
+
+  /** Answers the pending host call; a reply longer than {@linkcode MAX_CALL_BYTES} is cut. */
+  answerCall(reply: Uint8Array): void {
+    const length = Math.min(reply.length, MAX_CALL_BYTES);
+    new DataView(this.buffer).setUint32(CALLS, length, true);
+    new Uint8Array(this.buffer, CALLS + 4, length).set(reply.subarray(0, length));
+    Atomics.and(this.#words, DONE, ~CALLING);
+    Atomics.store(this.#words, CALL_ANSWERED, 1);
+    Atomics.notify(this.#words, CALL_ANSWERED);
   }
 
   /** Waits until more than `seen` records are answered (or {@linkcode PoolChannel.wake}). */
@@ -310,6 +345,8 @@ export class PoolChannel {
       const length = cursor.u32();
       result = { ok: true, output: cursor.bytes.slice(cursor.pos, cursor.pos + length) };
       cursor.pos += length;
+      const headers = cursor.string();
+      if (headers !== "") result.headers = JSON.parse(headers) as Record<string, string>;
     } else {
       const code = cursor.view.getInt32(cursor.pos, true);
       cursor.pos += 4;
@@ -472,8 +509,10 @@ export class WorkerChannel {
       cursor.putU32(jobId);
       cursor.putU8(result.ok ? KIND_OK : KIND_ERROR);
       cursor.putU32(ident);
-      if (result.ok) cursor.putBytes(result.output);
-      else {
+      if (result.ok) {
+        cursor.putBytes(result.output);
+        cursor.putString(result.headers ? JSON.stringify(result.headers) : "");
+      } else {
         cursor.room(4);
         cursor.view.setInt32(cursor.pos, result.code, true);
         cursor.pos += 4;
@@ -492,6 +531,33 @@ export class WorkerChannel {
     }
     this.#advance();
     return true;
+  }
+
+  /**
+   * Makes a host call to the pool and blocks until it answers (see the module doc).
+   *
+   * @param call the call's bytes
+   * @returns the reply
+   * @throws {RangeError} the call is longer than {@linkcode MAX_CALL_BYTES}
+   * @throws {Error} the pool did not answer within CALL_TIMEOUT_MS
+   */
+  call(call: Uint8Array): Uint8Array {
+    if (call.length > MAX_CALL_BYTES) {
+      throw new RangeError(`a host call of ${call.length} bytes exceeds ${MAX_CALL_BYTES} bytes`);
+    }
+    const bytes = this.#answers.bytes;
+    const view = this.#answers.view;
+    view.setUint32(CALLS, call.length, true);
+    bytes.set(call, CALLS + 4);
+    Atomics.store(this.#words, CALL_ANSWERED, 0);
+    Atomics.or(this.#words, DONE, CALLING);
+    Atomics.notify(this.#words, DONE);
+    if (Atomics.wait(this.#words, CALL_ANSWERED, 0, CALL_TIMEOUT_MS) === "timed-out") {
+      Atomics.and(this.#words, DONE, ~CALLING);
+      throw new Error(`the pool did not answer a host call within ${CALL_TIMEOUT_MS} ms`);
+    }
+    const length = Math.min(view.getUint32(CALLS, true), MAX_CALL_BYTES);
+    return bytes.slice(CALLS + 4, CALLS + 4 + length);
   }
 
   /** Answers the next record as posted: its answer went in a `done` message. */

@@ -25,3 +25,25 @@ export interface PoolRunnable extends RunnableSpec {
   /** The module imports `env.request_get_field`: only then does a job's request go along. */
   readsRequest: boolean;
 }
+
+/**
+ * A frozen copy of a secrets option.
+ *
+ * @throws {TypeError} it is not a record of strings
+ */
+export function checkSecrets(
+  secrets: Record<string, string>,
+  label: string,
+): Readonly<Record<string, string>> {
+  if (typeof secrets !== "object" || secrets === null || Array.isArray(secrets)) {
+    throw new TypeError(`${label} must be an object of strings by name`);
+  }
+  const copy: Record<string, string> = {};
+  for (const [name, value] of Object.entries(secrets)) {
+    if (typeof value !== "string") {
+      throw new TypeError(`${label}: the secret ${JSON.stringify(name)} must be a string`);
+    }
+    copy[name] = value;
+  }
+  return Object.freeze(copy);
+}

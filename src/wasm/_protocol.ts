@@ -30,6 +30,8 @@ export interface RunnableSpec {
    * table and drops no segment); if not, each job gets a fresh instance.
    */
   resettable: boolean;
+  /** The secrets `get_secret_value` may read, by name (none if undefined). */
+  secrets: Readonly<Record<string, string>> | undefined;
 }
 
 /** Messages to a worker. */

@@ -138,7 +138,10 @@ function step(ch: WorkerChannel): boolean {
     return true;
   }
   payloads.delete(record.jobId);
-  const job = new JobState(randomIdent(), payload.request, record.keepsLogs);
+  const job = new JobState(randomIdent(), payload.request, {
+    keepsLogs: record.keepsLogs,
+    hostCall: (call) => ch.call(call),
+  });
   const instance = instanceOf(record.key);
   const result = typeof instance === "string"
     ? failed(instance)

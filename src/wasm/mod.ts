@@ -30,6 +30,14 @@
  *   trap. Without write tracking, an instance whose memory grew by more than 16 pages is replaced.
  * - The snapshot holds a copy of each memory: a worker keeps twice each runnable's memory.
  *
+ * Host functions (module `env`, every one also as `<name>_swift`): `return_result`,
+ * `return_error`, `return_abort`, `log_msg`, `request_get_field`, `get_ffi_result`,
+ * `add_ffi_var`, `cache_set`, `cache_get` (the pool's {@linkcode RunnableCache}, shared by all its
+ * workers), `resp_set_header` (`RunResult.headers`), `get_secret_value` (the `secrets` option
+ * only); and a minimal `wasi_snapshot_preview1` (src/wasm/_wasi.ts). `fetch_url`,
+ * `graphql_query`, `db_exec`, `get_static_file` and `request_set_field` fail the job ("not
+ * supported yet").
+ *
  * @module
  */
 
@@ -47,6 +55,12 @@ export {
   type RunResult,
 } from "./runnable.ts";
 export { RunnableError, type RunnableErrorOptions } from "./runnable_error.ts";
+export {
+  DEFAULT_CACHE_MAX_BYTES,
+  DEFAULT_CACHE_MAX_ENTRIES,
+  RunnableCache,
+  type RunnableCacheOptions,
+} from "./runnable_cache.ts";
 export {
   DEFAULT_CONCURRENCY,
   INTERRUPT_GRACE_MS,

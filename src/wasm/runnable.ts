@@ -5,8 +5,16 @@
  * @module
  */
 
+import { IMPORT_MODULES, isSupportedImport } from "./_host.ts";
 import { instrument, MAX_WASM32_PAGES } from "./_instrument.ts";
-import { ADOPT, type PoolRunnable, RELEASE, RETAIN, SUBMIT } from "./_pool_internals.ts";
+import {
+  ADOPT,
+  checkSecrets,
+  type PoolRunnable,
+  RELEASE,
+  RETAIN,
+  SUBMIT,
+} from "./_pool_internals.ts";
 import { RunnableError } from "./runnable_error.ts";
 import { RunnablePool, type RunnablePoolOptions } from "./runnable_pool.ts";
 
@@ -22,20 +30,12 @@ const REQUIRED_EXPORTS: ReadonlyArray<readonly [string, WebAssembly.ImportExport
   ["run_e", "function"],
   ["memory", "memory"],
 ];
-/** Import modules whose functions the host provides, or stubs that fail the job. */
-const IMPORT_MODULES = ["env", "wasi_snapshot_preview1"];
-/** The host functions implemented so far. */
-const SUPPORTED_IMPORTS = [
-  "return_result",
-  "return_error",
-  "log_msg",
-  "request_get_field",
-  "get_ffi_result",
-];
-
-/** A job's outcome: the output, or an error with a status code and a message. */
+/**
+ * A job's outcome: the output (with the response headers the module set with
+ * `resp_set_header`, if any), or an error with a status code and a message.
+ */
 export type RunResult =
-  | { ok: true; output: Uint8Array }
+  | { ok: true; output: Uint8Array; headers?: Record<string, string> }
   | { ok: false; code: number; message: string };
 
 /**
@@ -93,8 +93,9 @@ export interface RunnableOptions extends RunnablePoolOptions {
    */
   log?: RunnableLog;
   /**
-   * Workers to run in. Default: a pool of the runnable's own, made with `concurrency` and
-   * `workerPermissions`, closed by {@linkcode Runnable.close}.
+   * Workers to run in. Default: a pool of the runnable's own, made with `concurrency`,
+   * `workerPermissions`, `cache` and `secrets`, closed by {@linkcode Runnable.close}. With a
+   * pool, `secrets` (if given) replaces the pool's for this runnable.
    */
   pool?: RunnablePool;
 }
@@ -136,7 +137,7 @@ export class Runnable {
   readonly maxMemoryPages: number;
   /**
    * Host functions the module imports that the host does not implement yet
-   * (`"env.cache_get"`...): a job that calls one fails, naming it.
+   * (`"env.fetch_url"`...): a job that calls one fails, naming it.
    */
   readonly unsupportedImports: readonly string[];
   readonly #runnable: PoolRunnable;
@@ -162,7 +163,8 @@ export class Runnable {
    * @returns the runnable, ready to run
    * @throws {RunnableError} the bytes are not WebAssembly, an export of the ABI is missing, an
    *   import cannot be provided, or the memory starts above `maxMemoryPages`
-   * @throws {TypeError} `name` is empty or `bytes` is not a Uint8Array
+   * @throws {TypeError} `name` is empty, `bytes` is not a Uint8Array, or `secrets` is not a
+   *   record of strings
    * @throws {RangeError} `timeoutMs` or `maxMemoryPages` is out of range
    */
   static async load(
@@ -228,12 +230,12 @@ export class Runnable {
     const refused: string[] = [];
     let readsRequest = false;
     for (const { module: from, name: field, kind } of WebAssembly.Module.imports(module)) {
-      if (from === "env" && field === "request_get_field") readsRequest = true;
+      if (
+        from === "env" && (field === "request_get_field" || field === "request_get_field_swift")
+      ) readsRequest = true;
       const label = `${from}.${field} (${kind})`;
       if (kind !== "function" || !IMPORT_MODULES.includes(from)) refused.push(label);
-      else if (from !== "env" || !SUPPORTED_IMPORTS.includes(field)) {
-        unsupported.push(`${from}.${field}`);
-      }
+      else if (!isSupportedImport(from, field)) unsupported.push(`${from}.${field}`);
     }
     if (refused.length > 0) {
       throw fail(
@@ -242,6 +244,9 @@ export class Runnable {
       );
     }
 
+    const secrets = options.pool && options.secrets
+      ? checkSecrets(options.secrets, `runnable "${name}": secrets`)
+      : undefined;
     const pool = options.pool ?? new RunnablePool(options);
     if (!options.pool) pool[ADOPT]();
     if (pool.closed) throw new TypeError(`runnable "${name}": the pool is closed`);
@@ -254,6 +259,7 @@ export class Runnable {
       timeoutMs,
       log: options.log,
       readsRequest,
+      secrets: secrets ?? pool.secrets,
     };
     return new Runnable(runnable, pool, unsupported);
   }

@@ -24,9 +24,18 @@
 import { INTERRUPTED } from "./_instrument.ts";
 import { MAX_LOG_BYTES, MAX_LOG_RECORDS } from "./_host.ts";
 import { clock, MAX_BATCH, PoolChannel } from "./_job_channel.ts";
-import { ADOPT, type PoolRunnable, RELEASE, RETAIN, SUBMIT } from "./_pool_internals.ts";
+import {
+  ADOPT,
+  checkSecrets,
+  type PoolRunnable,
+  RELEASE,
+  RETAIN,
+  SUBMIT,
+} from "./_pool_internals.ts";
 import type { DoneMessage, FromWorker, JobLog, ToWorker } from "./_protocol.ts";
 import type { RequestInfo, RunnableLogFields, RunnableLogLevel, RunResult } from "./runnable.ts";
+import { serveCacheCall } from "./_cache_call.ts";
+import { RunnableCache } from "./runnable_cache.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 2;
@@ -65,6 +74,16 @@ export interface RunnablePoolOptions {
   concurrency?: number;
   /** Permissions of the workers (default `"inherit"`). */
   workerPermissions?: WorkerPermissions;
+  /**
+   * The cache behind `env.cache_set` / `env.cache_get`, shared by every job of the pool (and of
+   * other pools given the same one). Default: a {@linkcode RunnableCache} of the pool's own.
+   */
+  cache?: RunnableCache;
+  /**
+   * The only secrets `env.get_secret_value` may read, by name; any other name is an error for
+   * the module. Default: none. Values are never logged.
+   */
+  secrets?: Record<string, string>;
 }
 
 interface Job {
@@ -137,6 +156,10 @@ export class RunnablePool {
   readonly concurrency: number;
   /** Permissions of the workers. */
   readonly workerPermissions: WorkerPermissions;
+  /** The cache of `env.cache_set` / `env.cache_get`. */
+  readonly cache: RunnableCache;
+  /** The secrets of the pool's runnables (unless a runnable was given its own). */
+  readonly secrets: Readonly<Record<string, string>> | undefined;
   readonly #slots: Slot[] = [];
   readonly #queue: Job[] = [];
   #nextJobId = 1;
@@ -148,9 +171,10 @@ export class RunnablePool {
   /**
    * Makes a pool; no worker starts before the first job.
    *
-   * @param options concurrency and worker permissions
+   * @param options concurrency, worker permissions, cache and secrets
    * @throws {RangeError} `concurrency` is not a positive integer
-   * @throws {TypeError} `workerPermissions` is neither `"inherit"` nor `"none"`
+   * @throws {TypeError} `workerPermissions` is neither `"inherit"` nor `"none"`, or `secrets`
+   *   is not a record of strings
    */
   constructor(options: RunnablePoolOptions = {}) {
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
@@ -163,6 +187,8 @@ export class RunnablePool {
     }
     this.concurrency = concurrency;
     this.workerPermissions = permissions;
+    this.cache = options.cache ?? new RunnableCache();
+    this.secrets = options.secrets && checkSecrets(options.secrets, "secrets");
   }
 
   /** Whether {@linkcode RunnablePool.close} was called. */
@@ -355,11 +381,12 @@ export class RunnablePool {
     channel.begin();
     while (batch.length < queue.length && batch.length < share) {
       const job = queue[batch.length]!;
-      const { key, module, name, maxMemoryPages, resettable, readsRequest, log } = job.runnable;
+      const { key, module, name, maxMemoryPages, resettable, readsRequest, log, secrets } =
+        job.runnable;
       if (!slot.loaded.has(key)) {
         // Sent before the batch is published: the worker waits for it if need be.
         slot.loaded.add(key);
-        const spec = { key, name, maxMemoryPages, resettable };
+        const spec = { key, name, maxMemoryPages, resettable, secrets };
         this.#post(slot, { kind: "load", spec, module });
       }
       const record = {
@@ -420,6 +447,7 @@ export class RunnablePool {
   #listen(slot: Slot, batch: (Job | undefined)[]): void {
     for (;;) {
       if (slot.removed || slot.batch !== batch) return;
+      this.#serveCall(slot);
       this.#readAnswers(slot);
       // A log callback may have closed the pool meanwhile.
       if (slot.removed) return;
@@ -435,6 +463,12 @@ export class RunnablePool {
     slot.batch = NO_BATCH;
     for (const key of slot.forget.splice(0)) this.#forget(slot, key);
     this.#pump();
+  }
+
+  /** Answers the host call the worker waits on, if any (_job_channel.ts). */
+  #serveCall(slot: Slot): void {
+    const call = slot.channel.pendingCall();
+    if (call) slot.channel.answerCall(serveCacheCall(this.cache, call));
   }
 
   #readAnswers(slot: Slot): void {
