@@ -49,6 +49,8 @@ import {
   type HashName,
   KEYLEN,
   type KeyPair,
+  MAX_NONCE,
+  NONCE_LEN,
   SIGNATURE_LEN,
   SIGNATURE_PUBLIC_KEY_LEN,
   SIGNATURE_SECRET_KEY_LEN,
@@ -56,10 +58,6 @@ import {
   TAGLEN,
 } from "./crypto_backend.ts";
 
-/** Length in bytes of the 96-bit AEAD nonce both ciphers take (Noise §12.3, §12.4). */
-const NONCE_LEN = 12;
-/** The largest counter value a nonce may carry (Noise §5.1: n is 64 bits). */
-const MAX_NONCE = 0xffff_ffff_ffff_ffffn;
 /** PKCS#8 DER header of a raw 32-byte X25519 private key (RFC 8410 §7). */
 const X25519_PKCS8_PREFIX = [
   0x30,

@@ -26,17 +26,14 @@ import {
   type HashName,
   KEYLEN,
   type KeyPair,
+  MAX_NONCE,
+  NONCE_LEN,
   SIGNATURE_LEN,
   SIGNATURE_PUBLIC_KEY_LEN,
   SIGNATURE_SECRET_KEY_LEN,
   type Signer,
   TAGLEN,
 } from "./crypto_backend.ts";
-
-/** Length in bytes of the 96-bit AEAD nonce both ciphers take (Noise §12.3, §12.4). */
-const NONCE_LEN = 12;
-/** The largest counter value a nonce may carry (Noise §5.1: n is 64 bits). */
-const MAX_NONCE = 0xffff_ffff_ffff_ffffn;
 
 function checkLength(what: string, bytes: Uint8Array, expected: number): void {
   if (bytes.length !== expected) {

@@ -4,10 +4,9 @@
  * @module
  */
 
-import { type Aead, KEYLEN } from "./crypto_backend.ts";
+import { type Aead, KEYLEN, MAX_NONCE } from "./crypto_backend.ts";
 
-/** 2^64 - 1: reserved by Noise §5.1 (used only by REKEY, never for a message). */
-export const MAX_NONCE: bigint = 0xffff_ffff_ffff_ffffn;
+export { MAX_NONCE };
 
 const EMPTY = new Uint8Array(0);
 const ZEROS_32 = new Uint8Array(KEYLEN);

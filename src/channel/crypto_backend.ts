@@ -14,6 +14,10 @@ export const DHLEN = 32;
 export const TAGLEN = 16;
 /** Length in bytes of a cipher key (Noise §5.1). */
 export const KEYLEN = 32;
+/** Length in bytes of the 96-bit AEAD nonce both ciphers take (Noise §12.3, §12.4). */
+export const NONCE_LEN = 12;
+/** 2^64 - 1, the largest 64-bit nonce counter; Noise §5.1 reserves it for REKEY. */
+export const MAX_NONCE: bigint = 0xffff_ffff_ffff_ffffn;
 /** Length in bytes of an Ed25519 public key. */
 export const SIGNATURE_PUBLIC_KEY_LEN = 32;
 /** Length in bytes of an Ed25519 secret key (seed). */
