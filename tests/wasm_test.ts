@@ -1,5 +1,5 @@
-// Tests of the Wasm host (src/wasm/). Needs --allow-read; one test also uses --allow-run (it is
-// skipped without it). The modules: runnables/helloworld-rs/helloworld-rs.wasm (Rust, built by
+// Tests of the Wasm host (src/wasm/). Needs --allow-read and --allow-net=127.0.0.1 (fetch_url's
+// test server); one test also uses --allow-run (it is skipped without it). The modules: runnables/helloworld-rs/helloworld-rs.wasm (Rust, built by
 // runnables/build.sh) and tests/wasm/*.wasm (from the .wat beside them, by tests/wasm/build.sh).
 
 import assert from "node:assert/strict";
@@ -23,6 +23,7 @@ const HELLO_FILE = new URL("runnables/helloworld-rs/helloworld-rs.wasm", repo);
 const PROBE_FILE = new URL("tests/wasm/abi_probe.wasm", repo);
 const MORE_FILE = new URL("tests/wasm/abi_more.wasm", repo);
 const WASI_FILE = new URL("tests/wasm/wasi_probe.wasm", repo);
+const FETCH_FILE = new URL("tests/wasm/fetch_probe.wasm", repo);
 
 function load(file: URL, name: string, options?: RunnableOptions): Promise<Runnable> {
   return Deno.readFile(file).then((bytes) => Runnable.load(name, bytes, options));
@@ -109,11 +110,11 @@ Deno.test("Runnable reports the module's errors, traps and host refusals as fail
   });
 
   await t.step("an unsupported import fails the job with its name", async () => {
-    assert.deepEqual(runnable.unsupportedImports, ["env.fetch_url", "env.get_static_file"]);
+    assert.deepEqual(runnable.unsupportedImports, ["env.graphql_query", "env.get_static_file"]);
     assert.deepEqual(await run(runnable, "U"), {
       ok: false,
       code: 500,
-      message: 'runnable "abi_probe": host function env.fetch_url is not supported yet',
+      message: 'runnable "abi_probe": host function env.graphql_query is not supported yet',
     });
     const file = await run(runnable, "V");
     assert.ok(!file.ok && file.message.includes("env.get_static_file is not supported yet"));
@@ -914,4 +915,193 @@ Deno.test("a module that imports all of wasi_snapshot_preview1 runs", async (t) 
     );
     assert.equal(output(await run(runnable, "fine")), "fine");
   });
+});
+
+/** What the fetch test server saw of one request. */
+interface Seen {
+  method: string;
+  path: string;
+  probe: string | null;
+  body: string;
+}
+
+/** A server on 127.0.0.1, port 0, for fetch_url, and the requests it saw. */
+function fetchServer(): { server: Deno.HttpServer<Deno.NetAddr>; seen: Seen[]; origin: string } {
+  const seen: Seen[] = [];
+  const server: Deno.HttpServer<Deno.NetAddr> = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+  }, async (request: Request): Promise<Response> => {
+    const { pathname } = new URL(request.url);
+    const body = await request.text();
+    seen.push({
+      method: request.method,
+      path: pathname,
+      probe: request.headers.get("x-probe"),
+      body,
+    });
+    switch (pathname) {
+      case "/hello":
+        return new Response("hello");
+      case "/echo":
+        return new Response(`${request.method} ${request.headers.get("x-probe")} ${body}`);
+      case "/teapot":
+        return new Response("I'm a teapot", { status: 418 });
+      case "/big":
+        return new Response("x".repeat(1001));
+      case "/stream":
+        // No content-length: the limit is met while reading.
+        return new Response(
+          ReadableStream.from([encoder.encode("y".repeat(600)), encoder.encode("y".repeat(600))]),
+        );
+      case "/slow":
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        return new Response("late");
+      case "/redirect":
+        return Response.redirect(new URL(`/hello`, `http://localhost:${server.addr.port}`), 302);
+      case "/around":
+        return Response.redirect(new URL("/hello", request.url), 303);
+    }
+    return new Response("not found", { status: 404 });
+  });
+  return { server, seen, origin: `http://127.0.0.1:${server.addr.port}` };
+}
+
+Deno.test("fetch_url reaches allowed hosts only, and answers the body or an error", async (t) => {
+  const { server, seen, origin } = fetchServer();
+  const host = new URL(origin).host;
+  try {
+    using pool = new RunnablePool({ allowedHosts: [host], fetchMaxBytes: 1000 });
+    using runnable = await load(FETCH_FILE, "fetch_probe", { pool });
+
+    await t.step("a GET answers the response body", async () => {
+      assert.equal(output(await run(runnable, `0n${origin}/hello`)), "hello");
+      assert.deepEqual(seen.pop(), { method: "GET", path: "/hello", probe: null, body: "" });
+    });
+
+    await t.step("a POST sends its body, and headers riding in the URL", async () => {
+      const result = await run(runnable, `3n${origin}/echo::X-Probe:yes::X-Other:1\n{"a":1}`);
+      assert.equal(output(result), 'POST yes {"a":1}');
+      assert.deepEqual(seen.pop(), {
+        method: "POST",
+        path: "/echo",
+        probe: "yes",
+        body: '{"a":1}',
+      });
+      assert.equal(output(await run(runnable, `6n${origin}/echo\n`)), "DELETE null ");
+      seen.pop();
+    });
+
+    await t.step("fetch_url_swift works the same", async () => {
+      assert.equal(output(await run(runnable, `0s${origin}/hello`)), "hello");
+      assert.equal(
+        output(await run(runnable, `4s${origin}/echo::X-Probe:put\nput!`)),
+        "PUT put put!",
+      );
+      seen.splice(0);
+    });
+
+    await t.step('a non-2xx response is an error "<status>: <body>"', async () => {
+      assert.deepEqual(await run(runnable, `0n${origin}/teapot`), {
+        ok: false,
+        code: 400,
+        message: "418: I'm a teapot",
+      });
+      seen.pop();
+    });
+
+    await t.step("a response over fetchMaxBytes is an error", async () => {
+      for (const path of ["/big", "/stream"]) {
+        const result = await run(runnable, `0n${origin}${path}`);
+        assert.ok(!result.ok && /larger than the limit of 1000 bytes/.test(result.message), path);
+      }
+      seen.splice(0);
+    });
+
+    await t.step("a redirect to a host not allowed is refused", async () => {
+      const result = await run(runnable, `0n${origin}/redirect`);
+      assert.ok(!result.ok && /host "localhost:\d+" is not in allowedHosts/.test(result.message));
+      assert.deepEqual(seen.splice(0).map((s) => s.path), ["/redirect"]);
+      assert.equal(output(await run(runnable, `3n${origin}/around\nbody`)), "hello");
+      assert.deepEqual(seen.splice(0).map((s) => [s.method, s.path]), [
+        ["POST", "/around"],
+        ["GET", "/hello"],
+      ]);
+    });
+
+    await t.step("refused hosts and schemes never reach the network", async () => {
+      using closed = await load(FETCH_FILE, "fetch_closed", { pool, allowedHosts: [] });
+      using wild = await load(FETCH_FILE, "fetch_wild", {
+        pool,
+        allowedHosts: ["*", "*.localhost"],
+      });
+      const cases: [Runnable, string, RegExp][] = [
+        [closed, `0n${origin}/hello`, /^host "127\.0\.0\.1:\d+" is not in allowedHosts/],
+        [
+          wild,
+          `0n${origin}/hello`,
+          /is a loopback or private address; only an exact allowedHosts entry/,
+        ],
+        [wild, `0nhttp://a.localhost:${server.addr.port}/hello`, /loopback or private address/],
+        [wild, "0nhttp://localhost./", /loopback or private address/],
+        [wild, "0nhttp://0x7f.1/", /loopback or private address/],
+        [wild, "0nhttp://[::1]:1/", /loopback or private address/],
+        [wild, "0nhttp://10.1.2.3/", /loopback or private address/],
+        [wild, "0nhttp://[::ffff:192.168.0.1]/", /loopback or private address/],
+        [runnable, "0nfile:///etc/passwd", /only http and https URLs can be fetched/],
+        [runnable, "0nnot a url", /"not a url" is not an absolute URL/],
+        [runnable, `9n${origin}/hello`, /unknown method 9/],
+        [runnable, `0n${origin}/hello::broken`, /header "broken" in the URL is not "Name:Value"/],
+      ];
+      for (const [probe, input, expected] of cases) {
+        const result = await run(probe, input);
+        assert.ok(!result.ok && result.code === 400, `${input}: ${JSON.stringify(result)}`);
+        assert.match(result.message, expected, input);
+      }
+      assert.deepEqual(seen, [], "the server saw no request");
+    });
+
+    await t.step("a fetch slower than fetchTimeoutMs is an error; the job goes on", async () => {
+      using quick = await load(FETCH_FILE, "fetch_quick", {
+        pool,
+        allowedHosts: [host],
+        fetchTimeoutMs: 100,
+      });
+      const result = await run(quick, `0n${origin}/slow`);
+      assert.ok(
+        !result.ok && /took longer than 100 ms/.test(result.message),
+        JSON.stringify(result),
+      );
+      assert.equal(output(await run(quick, `0n${origin}/hello`)), "hello");
+    });
+
+    await t.step("a fetch never outlasts its job's time limit", async () => {
+      using short = await load(FETCH_FILE, "fetch_short", {
+        pool,
+        allowedHosts: [host],
+        timeoutMs: 150,
+      });
+      const result = await run(short, `0n${origin}/slow`);
+      assert.ok(!result.ok, JSON.stringify(result));
+      assert.match(result.message, /exceeded its time limit of 150 ms|took longer than/);
+      assert.equal(output(await run(short, `0n${origin}/hello`)), "hello");
+    });
+
+    await t.step("a network failure is an error naming the origin", async () => {
+      using down = await load(FETCH_FILE, "fetch_down", { pool, allowedHosts: ["127.0.0.1:1"] });
+      const result = await run(down, "0nhttp://127.0.0.1:1/");
+      assert.ok(!result.ok && result.code === 400, JSON.stringify(result));
+      assert.match(result.message, /^fetching http:\/\/127\.0\.0\.1:1 failed: /);
+    });
+
+    await t.step("options are checked", () => {
+      assert.throws(() => new RunnablePool({ allowedHosts: ["http://x"] }), TypeError);
+      assert.throws(() => new RunnablePool({ fetchTimeoutMs: 0 }), RangeError);
+      assert.throws(() => new RunnablePool({ fetchMaxBytes: 2 ** 30 }), RangeError);
+      assert.equal(new RunnablePool().allowedHosts.length, 0, "deny by default");
+    });
+  } finally {
+    await server.shutdown();
+  }
 });

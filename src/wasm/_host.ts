@@ -25,10 +25,10 @@
  *
  * Host functions (module `env`, every parameter i32, the job's `ident` last; each also as
  * `<name>_swift`, the same function: Swift passes two more i32s, ignored). A byte-returning call
- * (`request_get_field`, `cache_get`, `get_secret_value`) puts its value or error message in the
- * job's one pending-result slot and returns its size, minus the size of an error message, or -1
- * for an unknown failure (or an uncollected earlier result); `get_ffi_result(ptr)` copies it
- * out. Every pointer and size is checked against the memory: a bad one fails the job ("...
+ * (`request_get_field`, `cache_get`, `get_secret_value`, `fetch_url`) puts its value or error
+ * message in the job's one pending-result slot and returns its size, minus the size of an error
+ * message, or -1 for an unknown failure (or an uncollected earlier result); `get_ffi_result(ptr)`
+ * copies it out. Every pointer and size is checked against the memory: a bad one fails the job ("...
  * passed a pointer outside its memory"), and the next job runs as usual. `return_abort` and
  * `proc_exit` end the job at once (`JobState.final`). `add_ffi_var` only stores the variable
  * for the job: `graphql_query` / `db_exec`, which would read it, are not supported yet. A failing
@@ -49,6 +49,8 @@ import {
 } from "./_instrument.ts";
 import type { JobLog, RunnableSpec } from "./_protocol.ts";
 import { decodeCacheReply, encodeCacheCall } from "./_cache_call.ts";
+import { decodeFetchReply, encodeFetchCall, MAX_FETCH_TIMEOUT_MS } from "./_fetch_call.ts";
+import { CALL_TIMEOUT_MS } from "./_job_channel.ts";
 import { requestField } from "./_request_field.ts";
 import { WASI_FUNCTIONS, wasiImports } from "./_wasi.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
@@ -82,7 +84,13 @@ const ENV_FUNCTIONS = [
   "cache_get",
   "resp_set_header",
   "get_secret_value",
+  "fetch_url",
 ];
+/**
+ * How long a worker waits for a fetch's reply: the pool answers within the fetch's time limit
+ * (at most MAX_FETCH_TIMEOUT_MS) or stops the job; the margin covers reading the body.
+ */
+const FETCH_WAIT_MS = MAX_FETCH_TIMEOUT_MS + CALL_TIMEOUT_MS;
 const SWIFT_SUFFIX = "_swift";
 /** Import modules whose functions the host provides, or stubs that fail the job. */
 export const IMPORT_MODULES: readonly string[] = ["env", "wasi_snapshot_preview1"];
@@ -104,8 +112,11 @@ export function isSupportedImport(from: string, name: string): boolean {
 export interface JobStateOptions {
   /** Someone reads the job's logs (default true). */
   keepsLogs?: boolean;
-  /** Makes a synchronous call to the pool (the cache); without it the cache is unavailable. */
-  hostCall?: (call: Uint8Array) => Uint8Array;
+  /**
+   * Makes a synchronous call to the pool (the cache, fetch), waiting at most `timeoutMs` for the
+   * reply (a default if omitted); without it the cache and fetch are unavailable.
+   */
+  hostCall?: (call: Uint8Array, timeoutMs?: number) => Uint8Array;
 }
 
 /** The per-job slot that host calls carrying the job's `ident` write into. */
@@ -124,7 +135,7 @@ export class JobState {
   headers: Record<string, string> | undefined;
   /** Variables set by `add_ffi_var`. */
   readonly ffiVars: Map<string, string> = new Map();
-  readonly hostCall: ((call: Uint8Array) => Uint8Array) | undefined;
+  readonly hostCall: ((call: Uint8Array, timeoutMs?: number) => Uint8Array) | undefined;
   readonly logs: JobLog[] = [];
   droppedLogs = 0;
   /** Whether anyone reads this job's logs; if not, `log_msg` costs no decoding. */
@@ -495,6 +506,33 @@ export class RunnableInstance {
           ? { value: encoder.encode(secrets[name]) }
           : { error: `no secret named ${JSON.stringify(name)} is allowed for this runnable` };
         return this.#ffiResult(job, "get_secret_value", field);
+      },
+      // Synchronous for the module; the pool runs the fetch on the main thread (_fetch_call.ts).
+      fetch_url: (
+        method: number,
+        urlPtr: number,
+        urlSize: number,
+        bodyPtr: number,
+        bodySize: number,
+        ident: number,
+      ) => {
+        const job = this.#jobFor(ident, "fetch_url");
+        if (!job) return -1;
+        const url = this.#bytes(urlPtr, urlSize, "fetch_url");
+        const body = this.#bytes(bodyPtr, bodySize, "fetch_url");
+        let reply: { value: Uint8Array } | { error: string };
+        if (!job.hostCall) reply = { error: "fetch is not available to this job" };
+        else if (!Number.isInteger(method) || method < 0 || method > 255) {
+          reply = { error: `unknown method ${method}; use 0 to 6 (GET, HEAD, ..., DELETE)` };
+        } else {
+          try {
+            const call = encodeFetchCall(method, url, body);
+            reply = decodeFetchReply(job.hostCall(call, FETCH_WAIT_MS));
+          } catch (error) {
+            reply = { error: error instanceof Error ? error.message : String(error) };
+          }
+        }
+        return this.#ffiResult(job, "fetch_url", reply);
       },
     };
     for (const name of ENV_FUNCTIONS) env[name + SWIFT_SUFFIX] = env[name]!;

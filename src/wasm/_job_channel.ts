@@ -46,11 +46,13 @@
  * one (too large for the buffer) says the answer comes in a `done` message.
  *
  * Host calls: a job may need the main thread synchronously (`env.cache_get` reads the pool's
- * cache). The worker writes the call into CALLS, sets CALL_ANSWERED = 0, sets the CALLING bit of
+ * cache, `env.fetch_url` waits for the pool's asynchronous `fetch`). The worker writes the call into CALLS, sets CALL_ANSWERED = 0, sets the CALLING bit of
  * DONE and notifies DONE, then blocks in `Atomics.wait` on CALL_ANSWERED. The pool, which waits
  * on DONE while a batch is out, sees DONE change (no wakeup is lost: the value differs from the
  * one it waits on), writes the reply into CALLS, clears the bit, sets CALL_ANSWERED = 1 and
  * notifies it. Calls happen only while a record runs, so the worker never sets DONE meanwhile.
+ * A call the pool answers asynchronously (a fetch) keeps the bit set until its reply is written;
+ * the pool does not wait on DONE meanwhile (its value would differ at once).
  *
  * @module
  */
@@ -68,8 +70,8 @@ const ANSWER_BYTES = 256 * 1024;
 const CALL_BYTES = 1024 * 1024;
 /** Most bytes of a host call or its reply. */
 export const MAX_CALL_BYTES = CALL_BYTES - 4;
-/** How long a worker waits for the pool to answer a host call. */
-const CALL_TIMEOUT_MS = 5000;
+/** How long a worker waits for the pool to answer a host call, unless told otherwise. */
+export const CALL_TIMEOUT_MS = 5000;
 
 /** Room kept at the end of the answers for SKIPPED and POSTED answers (u32 + u8 each). */
 const SHORT_ANSWERS = 5 * MAX_BATCH;
@@ -537,11 +539,12 @@ export class WorkerChannel {
    * Makes a host call to the pool and blocks until it answers (see the module doc).
    *
    * @param call the call's bytes
+   * @param timeoutMs how long to wait for the reply (a fetch waits longer than a cache call)
    * @returns the reply
    * @throws {RangeError} the call is longer than {@linkcode MAX_CALL_BYTES}
-   * @throws {Error} the pool did not answer within CALL_TIMEOUT_MS
+   * @throws {Error} the pool did not answer within `timeoutMs`
    */
-  call(call: Uint8Array): Uint8Array {
+  call(call: Uint8Array, timeoutMs: number = CALL_TIMEOUT_MS): Uint8Array {
     if (call.length > MAX_CALL_BYTES) {
       throw new RangeError(`a host call of ${call.length} bytes exceeds ${MAX_CALL_BYTES} bytes`);
     }
@@ -552,9 +555,9 @@ export class WorkerChannel {
     Atomics.store(this.#words, CALL_ANSWERED, 0);
     Atomics.or(this.#words, DONE, CALLING);
     Atomics.notify(this.#words, DONE);
-    if (Atomics.wait(this.#words, CALL_ANSWERED, 0, CALL_TIMEOUT_MS) === "timed-out") {
+    if (Atomics.wait(this.#words, CALL_ANSWERED, 0, timeoutMs) === "timed-out") {
       Atomics.and(this.#words, DONE, ~CALLING);
-      throw new Error(`the pool did not answer a host call within ${CALL_TIMEOUT_MS} ms`);
+      throw new Error(`the pool did not answer a host call within ${timeoutMs} ms`);
     }
     const length = Math.min(view.getUint32(CALLS, true), MAX_CALL_BYTES);
     return bytes.slice(CALLS + 4, CALLS + 4 + length);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { FetchPolicy } from "./_fetch_call.ts";
 import type { RunnableSpec } from "./_protocol.ts";
 import type { RunnableLog } from "./runnable.ts";
 
@@ -24,6 +25,8 @@ export interface PoolRunnable extends RunnableSpec {
   log: RunnableLog | undefined;
   /** The module imports `env.request_get_field`: only then does a job's request go along. */
   readsRequest: boolean;
+  /** Whom `env.fetch_url` may reach; the pool's own policy if undefined. */
+  fetch: FetchPolicy | undefined;
 }
 
 /**

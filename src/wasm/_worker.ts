@@ -140,7 +140,7 @@ function step(ch: WorkerChannel): boolean {
   payloads.delete(record.jobId);
   const job = new JobState(randomIdent(), payload.request, {
     keepsLogs: record.keepsLogs,
-    hostCall: (call) => ch.call(call),
+    hostCall: (call, timeoutMs) => ch.call(call, timeoutMs),
   });
   const instance = instanceOf(record.key);
   const result = typeof instance === "string"

@@ -34,7 +34,10 @@
  * `return_error`, `return_abort`, `log_msg`, `request_get_field`, `get_ffi_result`,
  * `add_ffi_var`, `cache_set`, `cache_get` (the pool's {@linkcode RunnableCache}, shared by all its
  * workers), `resp_set_header` (`RunResult.headers`), `get_secret_value` (the `secrets` option
- * only); and a minimal `wasi_snapshot_preview1` (src/wasm/_wasi.ts). `fetch_url`,
+ * only), `fetch_url` (the pool's `fetch` on the main thread, the worker blocked meanwhile; only
+ * hosts in `allowedHosts`, none by default, a loopback or private address only through an exact
+ * entry; bounded by `fetchTimeoutMs`, the job's time left and `fetchMaxBytes`:
+ * src/wasm/_fetch_call.ts); and a minimal `wasi_snapshot_preview1` (src/wasm/_wasi.ts).
  * `graphql_query`, `db_exec`, `get_static_file` and `request_set_field` fail the job ("not
  * supported yet").
  *
@@ -55,6 +58,12 @@ export {
   type RunResult,
 } from "./runnable.ts";
 export { RunnableError, type RunnableErrorOptions } from "./runnable_error.ts";
+export {
+  DEFAULT_FETCH_MAX_BYTES,
+  DEFAULT_FETCH_TIMEOUT_MS,
+  MAX_FETCH_BYTES,
+  MAX_FETCH_TIMEOUT_MS,
+} from "./_fetch_call.ts";
 export {
   DEFAULT_CACHE_MAX_BYTES,
   DEFAULT_CACHE_MAX_ENTRIES,

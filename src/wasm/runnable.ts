@@ -5,6 +5,7 @@
  * @module
  */
 
+import { fetchPolicy } from "./_fetch_call.ts";
 import { IMPORT_MODULES, isSupportedImport } from "./_host.ts";
 import { instrument, MAX_WASM32_PAGES } from "./_instrument.ts";
 import {
@@ -94,8 +95,10 @@ export interface RunnableOptions extends RunnablePoolOptions {
   log?: RunnableLog;
   /**
    * Workers to run in. Default: a pool of the runnable's own, made with `concurrency`,
-   * `workerPermissions`, `cache` and `secrets`, closed by {@linkcode Runnable.close}. With a
-   * pool, `secrets` (if given) replaces the pool's for this runnable.
+   * `workerPermissions`, `cache`, `secrets` and the fetch options, closed by
+   * {@linkcode Runnable.close}. With a pool, `secrets` (if given) replaces the pool's for this
+   * runnable, and so do `allowedHosts`, `fetchTimeoutMs` and `fetchMaxBytes` if any is given
+   * (the others then take their defaults, not the pool's).
    */
   pool?: RunnablePool;
 }
@@ -137,7 +140,7 @@ export class Runnable {
   readonly maxMemoryPages: number;
   /**
    * Host functions the module imports that the host does not implement yet
-   * (`"env.fetch_url"`...): a job that calls one fails, naming it.
+   * (`"env.graphql_query"`...): a job that calls one fails, naming it.
    */
   readonly unsupportedImports: readonly string[];
   readonly #runnable: PoolRunnable;
@@ -163,9 +166,10 @@ export class Runnable {
    * @returns the runnable, ready to run
    * @throws {RunnableError} the bytes are not WebAssembly, an export of the ABI is missing, an
    *   import cannot be provided, or the memory starts above `maxMemoryPages`
-   * @throws {TypeError} `name` is empty, `bytes` is not a Uint8Array, or `secrets` is not a
-   *   record of strings
-   * @throws {RangeError} `timeoutMs` or `maxMemoryPages` is out of range
+   * @throws {TypeError} `name` is empty, `bytes` is not a Uint8Array, `secrets` is not a
+   *   record of strings, or an `allowedHosts` entry is not a host
+   * @throws {RangeError} `timeoutMs`, `maxMemoryPages`, `fetchTimeoutMs` or `fetchMaxBytes` is
+   *   out of range
    */
   static async load(
     name: string,
@@ -247,6 +251,11 @@ export class Runnable {
     const secrets = options.pool && options.secrets
       ? checkSecrets(options.secrets, `runnable "${name}": secrets`)
       : undefined;
+    const ownFetch = options.allowedHosts !== undefined ||
+      options.fetchTimeoutMs !== undefined || options.fetchMaxBytes !== undefined;
+    const fetch = options.pool && ownFetch
+      ? fetchPolicy(options, `runnable "${name}": `)
+      : undefined;
     const pool = options.pool ?? new RunnablePool(options);
     if (!options.pool) pool[ADOPT]();
     if (pool.closed) throw new TypeError(`runnable "${name}": the pool is closed`);
@@ -260,6 +269,7 @@ export class Runnable {
       log: options.log,
       readsRequest,
       secrets: secrets ?? pool.secrets,
+      fetch,
     };
     return new Runnable(runnable, pool, unsupported);
   }

@@ -35,6 +35,7 @@ import {
 import type { DoneMessage, FromWorker, JobLog, ToWorker } from "./_protocol.ts";
 import type { RequestInfo, RunnableLogFields, RunnableLogLevel, RunResult } from "./runnable.ts";
 import { serveCacheCall } from "./_cache_call.ts";
+import { type FetchPolicy, fetchPolicy, isFetchCall, serveFetchCall } from "./_fetch_call.ts";
 import { RunnableCache } from "./runnable_cache.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
@@ -84,6 +85,23 @@ export interface RunnablePoolOptions {
    * the module. Default: none. Values are never logged.
    */
   secrets?: Record<string, string>;
+  /**
+   * The hosts `env.fetch_url` may reach: `"example.com"` (any port), `"example.com:8443"`,
+   * `"*.example.com"` (its subdomains), `"*"` (any host). Default: none, every fetch is refused.
+   * A loopback or private address (`127.0.0.1`, `10.x`, `[::1]`, `localhost`...) is reached only
+   * through an exact entry naming it, never through a wildcard. Only http and https.
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Most time one `env.fetch_url` may take, in ms (default 10 000, at most 60 000); never more
+   * than the job's time left.
+   */
+  fetchTimeoutMs?: number;
+  /**
+   * Most bytes of a response body `env.fetch_url` accepts; a larger one is an error for the
+   * module (default and most: 1 MiB minus 5 bytes, what one host-call reply holds).
+   */
+  fetchMaxBytes?: number;
 }
 
 interface Job {
@@ -133,6 +151,8 @@ interface Slot {
   publishedAt: number;
   /** The last lone job was answered within {@linkcode POLL_MS}: poll for the next one. */
   quick: boolean;
+  /** Stops the fetch the worker waits on; set while one runs. */
+  fetching: AbortController | undefined;
 }
 
 type Outcome = { result: RunResult } | { error: unknown };
@@ -160,6 +180,12 @@ export class RunnablePool {
   readonly cache: RunnableCache;
   /** The secrets of the pool's runnables (unless a runnable was given its own). */
   readonly secrets: Readonly<Record<string, string>> | undefined;
+  /** The hosts `env.fetch_url` may reach (unless a runnable was given its own). */
+  readonly allowedHosts: readonly string[];
+  /** Most time one `env.fetch_url` may take, in ms. */
+  readonly fetchTimeoutMs: number;
+  /** Most bytes of a response body `env.fetch_url` accepts. */
+  readonly fetchMaxBytes: number;
   readonly #slots: Slot[] = [];
   readonly #queue: Job[] = [];
   #nextJobId = 1;
@@ -171,10 +197,11 @@ export class RunnablePool {
   /**
    * Makes a pool; no worker starts before the first job.
    *
-   * @param options concurrency, worker permissions, cache and secrets
-   * @throws {RangeError} `concurrency` is not a positive integer
-   * @throws {TypeError} `workerPermissions` is neither `"inherit"` nor `"none"`, or `secrets`
-   *   is not a record of strings
+   * @param options concurrency, worker permissions, cache, secrets and fetch's hosts and bounds
+   * @throws {RangeError} `concurrency` is not a positive integer, or `fetchTimeoutMs` or
+   *   `fetchMaxBytes` is out of range
+   * @throws {TypeError} `workerPermissions` is neither `"inherit"` nor `"none"`, `secrets`
+   *   is not a record of strings, or an `allowedHosts` entry is not a host
    */
   constructor(options: RunnablePoolOptions = {}) {
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
@@ -189,6 +216,10 @@ export class RunnablePool {
     this.workerPermissions = permissions;
     this.cache = options.cache ?? new RunnableCache();
     this.secrets = options.secrets && checkSecrets(options.secrets, "secrets");
+    const policy = fetchPolicy(options, "");
+    this.allowedHosts = policy.allowedHosts;
+    this.fetchTimeoutMs = policy.timeoutMs;
+    this.fetchMaxBytes = policy.maxBytes;
   }
 
   /** Whether {@linkcode RunnablePool.close} was called. */
@@ -208,6 +239,7 @@ export class RunnablePool {
     for (const slot of this.#slots.splice(0)) {
       slot.removed = true;
       clearTimeout(slot.watchdog);
+      slot.fetching?.abort();
       for (const job of [...slot.batch, ...slot.posted.values()]) {
         if (!job) continue;
         // Stop the code too: terminate() alone does not stop a busy worker.
@@ -362,6 +394,7 @@ export class RunnablePool {
       watchdogAt: 0,
       publishedAt: 0,
       quick: false,
+      fetching: undefined,
     };
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.#onMessage(slot, event.data);
     worker.onerror = (event) => {
@@ -447,10 +480,12 @@ export class RunnablePool {
   #listen(slot: Slot, batch: (Job | undefined)[]): void {
     for (;;) {
       if (slot.removed || slot.batch !== batch) return;
-      this.#serveCall(slot);
+      const calling = this.#serveCall(slot, batch);
       this.#readAnswers(slot);
       // A log callback may have closed the pool meanwhile.
       if (slot.removed) return;
+      // The worker waits for a fetch; its reply listens again.
+      if (calling) return;
       if (slot.answered === batch.length) break;
       const wait = slot.channel.waitAnswers(slot.answered);
       if (wait.async) {
@@ -465,10 +500,41 @@ export class RunnablePool {
     this.#pump();
   }
 
-  /** Answers the host call the worker waits on, if any (_job_channel.ts). */
-  #serveCall(slot: Slot): void {
+  /**
+   * Answers the host call the worker waits on, if any (_job_channel.ts): a cache call at once, a
+   * fetch once it is over.
+   *
+   * @returns whether a fetch is still running (its end calls {@linkcode RunnablePool.#listen})
+   */
+  #serveCall(slot: Slot, batch: (Job | undefined)[]): boolean {
+    if (slot.fetching) return true;
     const call = slot.channel.pendingCall();
-    if (call) slot.channel.answerCall(serveCacheCall(this.cache, call));
+    if (!call) return false;
+    if (!isFetchCall(call)) {
+      slot.channel.answerCall(serveCacheCall(this.cache, call));
+      return false;
+    }
+    // Calls come only while a record runs: the first one not answered.
+    const index = slot.channel.answered();
+    const job = batch[index];
+    const policy: FetchPolicy = job?.runnable.fetch ?? this.#fetchPolicy();
+    const left = job ? job.runnable.timeoutMs - (clock() - slot.channel.started(index)) : 0;
+    const controller = new AbortController();
+    slot.fetching = controller;
+    const timeoutMs = Math.min(policy.timeoutMs, left);
+    // The call is a view of the channel: serveFetchCall copies it before its first await.
+    serveFetchCall(call, policy, timeoutMs, controller.signal).then((reply) => {
+      slot.fetching = undefined;
+      if (slot.removed || slot.batch !== batch) return;
+      slot.channel.answerCall(reply);
+      this.#listen(slot, batch);
+    });
+    return true;
+  }
+
+  #fetchPolicy(): FetchPolicy {
+    const { allowedHosts, fetchTimeoutMs: timeoutMs, fetchMaxBytes: maxBytes } = this;
+    return { allowedHosts, timeoutMs, maxBytes };
   }
 
   #readAnswers(slot: Slot): void {
@@ -608,6 +674,8 @@ export class RunnablePool {
   #interrupt(slot: Slot, job: Job, outcome: Outcome): void {
     this.#settle(job, outcome);
     if (job.grace !== undefined) return;
+    // A fetch the job waits on ends now: the job's code then meets the interrupt.
+    if (slot.batch[slot.channel.answered()] === job) slot.fetching?.abort();
     this.#tryInterrupt(slot, job);
     // The word may not hold this job's id yet (the worker is between two steps): retry.
     job.retry = setInterval(() => this.#tryInterrupt(slot, job), INTERRUPT_RETRY_MS);
@@ -642,6 +710,7 @@ export class RunnablePool {
     const index = this.#slots.indexOf(slot);
     if (index !== -1) this.#slots.splice(index, 1);
     slot.worker.terminate();
+    slot.fetching?.abort();
     clearTimeout(slot.watchdog);
     this.#readAnswers(slot);
     const requeue: Job[] = [];

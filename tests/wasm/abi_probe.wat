@@ -6,7 +6,7 @@
 ;;   W<msg>      return_result for another job's ident, then nothing
 ;;   N           return nothing at all
 ;;   l<msg>      log_msg(msg, level 2), then echo the whole input
-;;   U / V       call env.fetch_url / env.get_static_file (not supported yet)
+;;   U / V       call env.graphql_query / env.get_static_file (not supported yet)
 ;;   otherwise   echo the input
 ;; Memory: 0..1023 constants, 1024..4095 FFI results, 4096.. the job's input (one at a time).
 (module
@@ -15,7 +15,7 @@
   (import "env" "log_msg" (func $log_msg (param i32 i32 i32 i32)))
   (import "env" "request_get_field" (func $request_get_field (param i32 i32 i32 i32) (result i32)))
   (import "env" "get_ffi_result" (func $get_ffi_result (param i32 i32) (result i32)))
-  (import "env" "fetch_url" (func $fetch_url (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "graphql_query" (func $graphql_query (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "get_static_file" (func $get_static_file (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "memory.grow refused")
@@ -97,7 +97,7 @@
         (call $log_msg (i32.add (local.get $ptr) (i32.const 1)) (i32.sub (local.get $len) (i32.const 1))
           (i32.const 2) (local.get $ident))))
     (if (i32.eq (local.get $op) (i32.const 0x55)) ;; U
-      (then (drop (call $fetch_url (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (local.get $ident)))))
+      (then (drop (call $graphql_query (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (local.get $ident)))))
     (if (i32.eq (local.get $op) (i32.const 0x56)) ;; V
       (then (drop (call $get_static_file (i32.const 0) (i32.const 0) (local.get $ident)))))
     (call $return_result (local.get $ptr) (local.get $len) (local.get $ident))))
