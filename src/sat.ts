@@ -67,6 +67,14 @@ const COMMAND: CommandSpec = {
       description: "folder of runnables: DIR/NAME/NAME.wasm or DIR/NAME.wasm",
     },
     {
+      name: "allow-hosts",
+      type: "string",
+      env: "STRATOS_ALLOW_HOSTS",
+      valueName: "LIST",
+      description: "hosts runnables may fetch from, comma-separated (host, host:port, " +
+        "*.domain); none by default, and loopback/private addresses only when named exactly",
+    },
+    {
       name: "http",
       type: "string",
       valueName: "HOST:PORT",
@@ -76,6 +84,12 @@ const COMMAND: CommandSpec = {
     ...COMMON_FLAGS,
   ],
 };
+
+/** The --allow-hosts list. */
+function allowedHosts(flags: FlagValues): string[] {
+  const text = (flags["allow-hosts"] as string | undefined) ?? "";
+  return text.split(",").map((h) => h.trim()).filter((h) => h.length > 0);
+}
 
 /** Standalone mode: one runnable over HTTP, no relay, no proxy. */
 async function startStandalone(path: string, flags: FlagValues, log: Logger) {
@@ -95,6 +109,7 @@ async function startStandalone(path: string, flags: FlagValues, log: Logger) {
   const runnable = await Runnable.load(basename(file).replace(/\.wasm$/, ""), bytes, {
     log: (level, message, fields) => log[level](message, fields),
     workerPermissions: "none",
+    allowedHosts: allowedHosts(flags),
   }).catch((error) => {
     throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
   });
@@ -141,6 +156,7 @@ await runService("sat", COMMAND, async (flags, log) => {
   const runnables = await loadRunnables(resolve(base, flags.runnables as string), {
     log: (level, message, fields) => log[level](message, fields),
     workerPermissions: "none",
+    allowedHosts: allowedHosts(flags),
   });
   const stateDir = stateDirPath("sat");
   const identity = await loadOrCreateIdentity(stateDir);

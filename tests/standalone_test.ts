@@ -93,6 +93,32 @@ Deno.test("a standalone sat applies headers, keeps a cache across requests, repo
   }
 });
 
+Deno.test("a standalone sat fetches only from hosts --allow-hosts names", async () => {
+  let hits = 0;
+  const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    hits++;
+    return new Response("from upstream");
+  });
+  const target = `127.0.0.1:${upstream.addr.port}`;
+  const probe = join(ROOT, "tests/wasm/fetch_probe.wasm");
+  const allowed = await standalone(probe, ["--http", "127.0.0.1:0", "--allow-hosts", target]);
+  const denied = await standalone(probe, ["--http", "127.0.0.1:0"]);
+  try {
+    assert.deepEqual(await post(allowed.url, `0nhttp://${target}/x\n`), {
+      status: 200,
+      text: "from upstream",
+    });
+    const refused = await post(denied.url, `0nhttp://${target}/x\n`);
+    assert.equal(refused.status, 400);
+    assert.match(refused.text, /is not in allowedHosts/);
+    assert.equal(hits, 1);
+  } finally {
+    await allowed.sat.stop();
+    await denied.sat.stop();
+    await upstream.shutdown();
+  }
+});
+
 Deno.test("SAT_HTTP_PORT picks the port when --http is not given, and --http wins", async () => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = probe.addr.port;
