@@ -67,6 +67,29 @@ const COMMAND: CommandSpec = {
       description: "folder of runnables: DIR/NAME/NAME.wasm or DIR/NAME.wasm",
     },
     {
+      name: "workers",
+      type: "string",
+      env: "STRATOS_WORKERS",
+      valueName: "N",
+      description: "Wasm workers running invocations in parallel (default: the number of cores)",
+    },
+    {
+      name: "time-limit",
+      type: "string",
+      default: "10000",
+      env: "STRATOS_TIME_LIMIT",
+      valueName: "MS",
+      description: "wall-clock limit per invocation; over it the caller gets 504",
+    },
+    {
+      name: "memory-limit",
+      type: "string",
+      default: "64",
+      env: "STRATOS_MEMORY_LIMIT",
+      valueName: "MIB",
+      description: "memory cap per runnable instance; growing past it fails the invocation",
+    },
+    {
       name: "allow-hosts",
       type: "string",
       env: "STRATOS_ALLOW_HOSTS",
@@ -85,10 +108,29 @@ const COMMAND: CommandSpec = {
   ],
 };
 
-/** The --allow-hosts list. */
-function allowedHosts(flags: FlagValues): string[] {
-  const text = (flags["allow-hosts"] as string | undefined) ?? "";
-  return text.split(",").map((h) => h.trim()).filter((h) => h.length > 0);
+function positiveInteger(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new UsageError(`--${flag} "${text}": expected a positive whole number`);
+  }
+  return value;
+}
+
+/** The sandbox settings every runnable of this sat is loaded with, from the flags. */
+function sandboxOptions(flags: FlagValues) {
+  const workers = flags.workers as string | undefined;
+  const memoryMiB = positiveInteger(flags["memory-limit"] as string, "memory-limit");
+  if (memoryMiB > 4096) throw new UsageError(`--memory-limit ${memoryMiB}: at most 4096 MiB`);
+  return {
+    concurrency: workers === undefined
+      ? navigator.hardwareConcurrency
+      : positiveInteger(workers, "workers"),
+    timeoutMs: positiveInteger(flags["time-limit"] as string, "time-limit"),
+    maxMemoryPages: memoryMiB * 16, // 64 KiB pages
+    allowedHosts: ((flags["allow-hosts"] as string | undefined) ?? "").split(",")
+      .map((h) => h.trim()).filter((h) => h.length > 0),
+    workerPermissions: "none" as const,
+  };
 }
 
 /** Standalone mode: one runnable over HTTP, no relay, no proxy. */
@@ -108,8 +150,7 @@ async function startStandalone(path: string, flags: FlagValues, log: Logger) {
   }
   const runnable = await Runnable.load(basename(file).replace(/\.wasm$/, ""), bytes, {
     log: (level, message, fields) => log[level](message, fields),
-    workerPermissions: "none",
-    allowedHosts: allowedHosts(flags),
+    ...sandboxOptions(flags),
   }).catch((error) => {
     throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
   });
@@ -155,8 +196,7 @@ await runService("sat", COMMAND, async (flags, log) => {
   const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
   const runnables = await loadRunnables(resolve(base, flags.runnables as string), {
     log: (level, message, fields) => log[level](message, fields),
-    workerPermissions: "none",
-    allowedHosts: allowedHosts(flags),
+    ...sandboxOptions(flags),
   });
   const stateDir = stateDirPath("sat");
   const identity = await loadOrCreateIdentity(stateDir);

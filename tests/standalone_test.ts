@@ -119,6 +119,29 @@ Deno.test("a standalone sat fetches only from hosts --allow-hosts names", async 
   }
 });
 
+Deno.test("--time-limit gives 504 and --memory-limit refuses growth; the sat keeps serving", async () => {
+  const { sat, url } = await standalone(PROBE, [
+    "--http",
+    "127.0.0.1:0",
+    "--time-limit",
+    "300",
+    "--memory-limit",
+    "1",
+    "--workers",
+    "1",
+  ]);
+  try {
+    const loop = await post(url, "L");
+    assert.equal(loop.status, 504);
+    assert.match(JSON.parse(loop.text).message, /exceeded its time limit of 300 ms/);
+    const grow = await post(url, "G");
+    assert.equal(grow.status, 507); // abi_probe's own answer when memory.grow is refused
+    assert.deepEqual(await post(url, "still here"), { status: 200, text: "still here" });
+  } finally {
+    await sat.stop();
+  }
+});
+
 Deno.test("SAT_HTTP_PORT picks the port when --http is not given, and --http wins", async () => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = probe.addr.port;

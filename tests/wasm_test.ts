@@ -327,7 +327,7 @@ Deno.test("Runnable stops a job at its time limit and keeps serving", async (t) 
     const started = performance.now();
     assert.deepEqual(await run(runnable, "L"), {
       ok: false,
-      code: 500,
+      code: 504,
       message: 'runnable "abi_probe" exceeded its time limit of 200 ms',
     });
     const elapsed = performance.now() - started;
@@ -354,7 +354,7 @@ Deno.test("Runnable stops a job at its time limit and keeps serving", async (t) 
     });
     assert.deepEqual(await run(looping, "x"), {
       ok: false,
-      code: 500,
+      code: 504,
       message: 'runnable "start_loop" exceeded its time limit of 100 ms',
     });
     assert.equal(output(await run(runnable, "still fine")), "still fine");
@@ -519,8 +519,8 @@ Deno.test("a looping job later in a worker's batch hits its time limit on time",
   assert.equal(output(before), "before");
   assert.deepEqual(loop, {
     ok: false,
-    code: 500,
-    message: 'runnable "abi_probe" exceeded its time limit of 200 ms',
+    code: 504,
+    message: 'runnable \"abi_probe\" exceeded its time limit of 200 ms',
   });
   assert.equal(output(after), "after");
   assert.ok(elapsed >= 190 && elapsed < 1000, `answered after ${elapsed} ms`);

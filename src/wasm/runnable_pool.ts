@@ -624,7 +624,7 @@ export class RunnablePool {
         if (left <= 0) {
           const { name, timeoutMs } = job.runnable;
           const message = `runnable "${name}" exceeded its time limit of ${timeoutMs} ms`;
-          this.#interrupt(slot, job, { result: { ok: false, code: 500, message } });
+          this.#interrupt(slot, job, { result: { ok: false, code: 504, message } });
         } else next = left;
       }
       if (index + 1 < batch.length) {
