@@ -90,6 +90,14 @@ const COMMAND: CommandSpec = {
       description: "memory cap per runnable instance; growing past it fails the invocation",
     },
     {
+      name: "max-output",
+      type: "string",
+      default: "16",
+      env: "STRATOS_MAX_OUTPUT",
+      valueName: "MIB",
+      description: "largest output an invocation may return; a larger one fails with 500",
+    },
+    {
       name: "allow-hosts",
       type: "string",
       env: "STRATOS_ALLOW_HOSTS",
@@ -127,6 +135,7 @@ function sandboxOptions(flags: FlagValues) {
       : positiveInteger(workers, "workers"),
     timeoutMs: positiveInteger(flags["time-limit"] as string, "time-limit"),
     maxMemoryPages: memoryMiB * 16, // 64 KiB pages
+    maxOutputBytes: positiveInteger(flags["max-output"] as string, "max-output") * 1024 * 1024,
     allowedHosts: ((flags["allow-hosts"] as string | undefined) ?? "").split(",")
       .map((h) => h.trim()).filter((h) => h.length > 0),
     workerPermissions: "none" as const,

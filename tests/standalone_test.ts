@@ -119,15 +119,17 @@ Deno.test("a standalone sat fetches only from hosts --allow-hosts names", async 
   }
 });
 
-Deno.test("--time-limit gives 504 and --memory-limit refuses growth; the sat keeps serving", async () => {
+Deno.test("--time-limit gives 504, --memory-limit refuses growth, --max-output caps output", async () => {
   const { sat, url } = await standalone(PROBE, [
     "--http",
     "127.0.0.1:0",
     "--time-limit",
     "300",
     "--memory-limit",
-    "1",
+    "4",
     "--workers",
+    "1",
+    "--max-output",
     "1",
   ]);
   try {
@@ -136,6 +138,9 @@ Deno.test("--time-limit gives 504 and --memory-limit refuses growth; the sat kee
     assert.match(JSON.parse(loop.text).message, /exceeded its time limit of 300 ms/);
     const grow = await post(url, "G");
     assert.equal(grow.status, 507); // abi_probe's own answer when memory.grow is refused
+    const huge = await post(url, "x".repeat(1024 * 1024 + 1)); // abi_probe echoes its input
+    assert.equal(huge.status, 500);
+    assert.match(JSON.parse(huge.text).message, /over its output limit of 1048576/);
     assert.deepEqual(await post(url, "still here"), { status: 200, text: "still here" });
   } finally {
     await sat.stop();

@@ -520,7 +520,7 @@ Deno.test("a looping job later in a worker's batch hits its time limit on time",
   assert.deepEqual(loop, {
     ok: false,
     code: 504,
-    message: 'runnable \"abi_probe\" exceeded its time limit of 200 ms',
+    message: 'runnable "abi_probe" exceeded its time limit of 200 ms',
   });
   assert.equal(output(after), "after");
   assert.ok(elapsed >= 190 && elapsed < 1000, `answered after ${elapsed} ms`);

@@ -47,6 +47,7 @@
 export { loadRunnables } from "./load_runnables.ts";
 export {
   DEFAULT_MAX_MEMORY_PAGES,
+  DEFAULT_MAX_OUTPUT_BYTES,
   DEFAULT_TIMEOUT_MS,
   type RequestInfo,
   Runnable,

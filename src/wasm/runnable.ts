@@ -23,6 +23,8 @@ import { RunnablePool, type RunnablePoolOptions } from "./runnable_pool.ts";
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** A runnable's memory limit unless told otherwise: 1024 pages of 64 KiB, 64 MiB. */
 export const DEFAULT_MAX_MEMORY_PAGES = 1024;
+/** Default output limit of a job: 16 MiB. */
+export const DEFAULT_MAX_OUTPUT_BYTES: number = 16 * 1024 * 1024;
 
 /** The exports of Suborbital's ABI, and their kinds. */
 const REQUIRED_EXPORTS: ReadonlyArray<readonly [string, WebAssembly.ImportExportKind]> = [
@@ -89,6 +91,11 @@ export interface RunnableOptions extends RunnablePoolOptions {
   /** Most 64 KiB pages of memory (default {@linkcode DEFAULT_MAX_MEMORY_PAGES}). */
   maxMemoryPages?: number;
   /**
+   * Largest output a job may return (default {@linkcode DEFAULT_MAX_OUTPUT_BYTES}); a larger one
+   * fails the job with code 500.
+   */
+  maxOutputBytes?: number;
+  /**
    * Receives the module's `log_msg` calls, after the job (at most 100 messages and 64 KiB per
    * job), and the pool's messages about the runnable. Default: dropped.
    */
@@ -138,6 +145,8 @@ export class Runnable {
   readonly timeoutMs: number;
   /** Most 64 KiB pages of memory. */
   readonly maxMemoryPages: number;
+  /** Largest output a job may return, in bytes. */
+  readonly maxOutputBytes: number;
   /**
    * Host functions the module imports that the host does not implement yet
    * (`"env.graphql_query"`...): a job that calls one fails, naming it.
@@ -147,10 +156,16 @@ export class Runnable {
   readonly #pool: RunnablePool;
   #closed = false;
 
-  private constructor(runnable: PoolRunnable, pool: RunnablePool, unsupportedImports: string[]) {
+  private constructor(
+    runnable: PoolRunnable,
+    pool: RunnablePool,
+    unsupportedImports: string[],
+    maxOutputBytes: number,
+  ) {
     this.name = runnable.name;
     this.timeoutMs = runnable.timeoutMs;
     this.maxMemoryPages = runnable.maxMemoryPages;
+    this.maxOutputBytes = maxOutputBytes;
     this.unsupportedImports = Object.freeze(unsupportedImports);
     this.#runnable = runnable;
     this.#pool = pool;
@@ -186,6 +201,12 @@ export class Runnable {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       throw new RangeError(
         `runnable "${name}": timeoutMs must be a positive number, got ${timeoutMs}`,
+      );
+    }
+    const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0) {
+      throw new RangeError(
+        `runnable "${name}": maxOutputBytes must be a whole number, got ${maxOutputBytes}`,
       );
     }
     const maxMemoryPages = options.maxMemoryPages ?? DEFAULT_MAX_MEMORY_PAGES;
@@ -271,7 +292,7 @@ export class Runnable {
       secrets: secrets ?? pool.secrets,
       fetch,
     };
-    return new Runnable(runnable, pool, unsupported);
+    return new Runnable(runnable, pool, unsupported, maxOutputBytes);
   }
 
   /**
@@ -291,7 +312,16 @@ export class Runnable {
       return Promise.reject(new TypeError(`runnable "${this.name}": input must be a Uint8Array`));
     }
     if (this.#closed) return Promise.reject(new Error(`runnable "${this.name}" is closed`));
-    return this.#pool[SUBMIT](this.#runnable, input, request, options.signal);
+    return this.#pool[SUBMIT](this.#runnable, input, request, options.signal).then((result) =>
+      result.ok && result.output.length > this.maxOutputBytes
+        ? {
+          ok: false,
+          code: 500,
+          message: `runnable "${this.name}" returned ${result.output.length} bytes, over its ` +
+            `output limit of ${this.maxOutputBytes}`,
+        }
+        : result
+    );
   }
 
   /**
