@@ -1105,3 +1105,93 @@ Deno.test("fetch_url reaches allowed hosts only, and answers the body or an erro
     await server.shutdown();
   }
 });
+
+// Modules with the exact imports of the TinyGo, Grain and Swift SDKs (tests/wasm/*_like.wat say
+// where each list comes from): no toolchain here builds the real ones.
+const SDK_LIKE: ReadonlyArray<{ lang: string; unsupported: string[] }> = [
+  { lang: "tinygo", unsupported: ["env.request_set_field", "env.get_static_file"] },
+  { lang: "grain", unsupported: ["env.graphql_query"] },
+  { lang: "swift", unsupported: ["env.get_static_file_swift"] },
+];
+
+for (const { lang, unsupported } of SDK_LIKE) {
+  Deno.test(`a module with the imports of a ${lang} runnable loads, starts and answers`, async (t) => {
+    const { logs, log } = recorder();
+    using runnable = await load(
+      new URL(`tests/wasm/${lang}_like.wasm`, repo),
+      `${lang}_like`,
+      { log, concurrency: 2 },
+    );
+
+    await t.step("only the SDK's functions the host lacks are unsupported, by name", () => {
+      assert.deepEqual(runnable.unsupportedImports, unsupported);
+    });
+
+    await t.step(
+      "its _start (and init) ran before the first job, and every job after",
+      async () => {
+        // Without them run_e answers "not registered" (Swift: nothing).
+        for (const name of ["my friend", "again"]) {
+          assert.equal(output(await run(runnable, name)), `hello, ${name}`);
+        }
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => run(runnable, `job ${i}`)),
+        );
+        assert.deepEqual(results.map(output), results.map((_, i) => `hello, job ${i}`));
+      },
+    );
+
+    await t.step("what it writes to stdout reaches the log, a line per job", () => {
+      const printed = logs.filter((l) => l.message === `hello from ${lang}`);
+      assert.equal(printed.length, 10);
+      for (const { level, fields } of printed) {
+        assert.equal(level, "info");
+        assert.equal(fields.runnable, `${lang}_like`);
+        assert.ok(isIdent(fields.ident));
+      }
+      const others = logs.filter((l) => l.message !== `hello from ${lang}`);
+      if (lang === "swift") {
+        // log_msg_swift: the ident sits before Swift's two extra parameters.
+        assert.equal(others.length, 10);
+        assert.ok(others.every((l) => l.level === "info" && l.message === "swift runnable ran"));
+      } else {
+        assert.deepEqual(others, []);
+      }
+    });
+  });
+}
+
+Deno.test("an import no SDK declares is named: unsupported in env, refused from another module", async (t) => {
+  await t.step(
+    "env.does_not_exist loads, listed, and a job calling it fails naming it",
+    async () => {
+      using runnable = await load(
+        new URL("tests/wasm/unknown_import.wasm", repo),
+        "unknown_import",
+      );
+      assert.deepEqual(runnable.unsupportedImports, ["env.does_not_exist"]);
+      assert.deepEqual(await run(runnable, "c"), {
+        ok: false,
+        code: 500,
+        message: 'runnable "unknown_import": host function env.does_not_exist is not supported yet',
+      });
+      assert.equal(output(await run(runnable, "still serving")), "still serving");
+    },
+  );
+
+  await t.step("a function of an unknown import module fails the load, naming it", async () => {
+    const bytes = await Deno.readFile(new URL("tests/wasm/unknown_module.wasm", repo));
+    await assert.rejects(
+      () => Runnable.load("unknown_module", bytes),
+      (error: unknown) => {
+        assert.ok(error instanceof RunnableError);
+        assert.equal(
+          error.message,
+          'runnable "unknown_module" imports suborbital.does_not_exist (function), which the ' +
+            'host cannot provide; it provides functions of "env" and "wasi_snapshot_preview1" only',
+        );
+        return true;
+      },
+    );
+  });
+});

@@ -7,7 +7,8 @@
  * `deallocate(ptr, len)`.
  *
  * Every job starts from the same state: the one after instantiation and the module's start
- * function, which the first job runs. Right after it, the instance takes a {@linkcode Snapshot}
+ * function, then its `_start` and `init` exports if it has them (as Reactr calls them), which the
+ * first job runs. Right after it, the instance takes a {@linkcode Snapshot}
  * of every memory and mutable global the module defines (_instrument.ts exports them all, the
  * private ones too, such as Rust's `__stack_pointer`). After each job, however it ended (a trap,
  * an interrupt, a host fault included), {@linkcode RunnableInstance.reset} writes the snapshot
@@ -92,6 +93,9 @@ const ENV_FUNCTIONS = [
  */
 const FETCH_WAIT_MS = MAX_FETCH_TIMEOUT_MS + CALL_TIMEOUT_MS;
 const SWIFT_SUFFIX = "_swift";
+/** Exports Reactr calls once after instantiation, in this order, if the module has them. */
+const WASI_START_EXPORT = "_start";
+const INIT_EXPORT = "init";
 /** Import modules whose functions the host provides, or stubs that fail the job. */
 export const IMPORT_MODULES: readonly string[] = ["env", "wasi_snapshot_preview1"];
 const decoder = new TextDecoder();
@@ -224,7 +228,14 @@ export class RunnableInstance {
     const exports = instance.exports as unknown as AbiExports & Record<string, unknown>;
     this.#exports = exports;
     this.#interrupt = new Int32Array((exports[INTERRUPT_EXPORT] as WebAssembly.Memory).buffer);
-    this.#start = exports[START_EXPORT] as (() => void) | undefined;
+    // After the start section, Reactr (rwasm's instance builders) calls the `_start` export (the
+    // runtime and main of TinyGo, Grain and SwiftWasm modules: TinyGo's main registers the
+    // runnable) and then `init` (where a Swift runnable calls Set(runnable:)), each if exported.
+    const starts = [exports[START_EXPORT], exports[WASI_START_EXPORT], exports[INIT_EXPORT]]
+      .filter((f): f is () => void => typeof f === "function");
+    this.#start = starts.length === 0 ? undefined : () => {
+      for (const start of starts) start();
+    };
     const dirty = exports[DIRTY_EXPORT] as WebAssembly.Memory | undefined;
     this.#dirty = dirty && new Uint8Array(dirty.buffer);
     for (const [name, value] of Object.entries(exports)) {
