@@ -14,8 +14,9 @@ import {
   encodeBody,
   encodeCancel,
   encodeHello,
-  encodeInvoke,
-  encodeResult,
+  encodeWithBody,
+  INVOKE,
+  RESULT,
 } from "../src/invocation/invocation_codec.ts";
 import { memoryTransportPair } from "../src/wire/mod.ts";
 
@@ -57,7 +58,7 @@ Deno.test("the codec round-trips every message type and refuses malformed ones",
     type: 1,
     functions: ["a", "b"],
   });
-  const invoke = decodeInvocationMessage(encodeInvoke(7, h, bytes("body"), true));
+  const invoke = decodeInvocationMessage(encodeWithBody(INVOKE, 7, h, bytes("body"))[0]!);
   assert.deepEqual(invoke, { type: 2, id: 7, end: true, header: h, chunk: bytes("body") });
   assert.deepEqual(decodeInvocationMessage(encodeBody(7, bytes("more"), false)), {
     type: 3,
@@ -65,12 +66,12 @@ Deno.test("the codec round-trips every message type and refuses malformed ones",
     end: false,
     chunk: bytes("more"),
   });
-  const failed = encodeResult(
+  const failed = encodeWithBody(
+    RESULT,
     9,
     { ok: false, code: 404, message: "nope" },
     new Uint8Array(0),
-    true,
-  );
+  )[0]!;
   assert.deepEqual(decodeInvocationMessage(failed), {
     type: 4,
     id: 9,
@@ -80,7 +81,7 @@ Deno.test("the codec round-trips every message type and refuses malformed ones",
   });
   assert.deepEqual(decodeInvocationMessage(encodeCancel(3)), { type: 5, id: 3 });
 
-  const valid = encodeInvoke(7, h, bytes("body"), true);
+  const valid = encodeWithBody(INVOKE, 7, h, bytes("body"))[0]!;
   for (let cut = 0; cut < valid.length - 4; cut++) {
     // Cutting into the header or its JSON is always caught; cutting the body is just a shorter body.
     if (cut < 8 + new DataView(valid.buffer).getUint16(6)) {
@@ -93,8 +94,17 @@ Deno.test("the codec round-trips every message type and refuses malformed ones",
   const badFlags = valid.slice();
   badFlags[1] = 2;
   assert.throws(() => decodeInvocationMessage(badFlags), InvocationProtocolError);
-  const badJson = encodeInvoke(7, { ...h, fn: 5 as unknown as string }, bytes(""), true);
+  const badJson = encodeWithBody(INVOKE, 7, { ...h, fn: 5 as unknown as string }, bytes(""))[0]!;
   assert.throws(() => decodeInvocationMessage(badJson), InvocationProtocolError);
+});
+
+Deno.test("a body larger than one message is split into INVOKE then BODY chunks, END last", () => {
+  const body = Uint8Array.from({ length: MAX_CHUNK_LEN * 2 + 10 }, (_, i) => (i * 31) & 0xff);
+  const messages = encodeWithBody(INVOKE, 3, header("echo"), body).map(decodeInvocationMessage);
+  assert.deepEqual(messages.map((m) => m.type), [2, 3, 3]);
+  assert.deepEqual(messages.map((m) => (m as { end: boolean }).end), [false, false, true]);
+  const joined = messages.flatMap((m) => [...(m as { chunk: Uint8Array }).chunk]);
+  assert.deepEqual(new Uint8Array(joined), body);
 });
 
 Deno.test("many concurrent invocations share one channel and each gets its own result", async () => {

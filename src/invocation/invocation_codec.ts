@@ -113,53 +113,12 @@ function frame(type: number, end: boolean, id: number, size: number): [Uint8Arra
   return [out, MESSAGE_HEADER_LEN];
 }
 
-function withJson(type: number, id: number, end: boolean, json: unknown, chunk: Uint8Array) {
-  const text = encoder.encode(JSON.stringify(json));
-  if (text.length > MAX_JSON_HEADER_LEN) {
-    throw new RangeError(
-      `invocation header of ${text.length} bytes exceeds ${MAX_JSON_HEADER_LEN}`,
-    );
-  }
-  if (chunk.length > MAX_CHUNK_LEN - text.length) {
-    throw new RangeError("chunk too large for one message");
-  }
-  const [out, offset] = frame(type, end, id, 2 + text.length + chunk.length);
-  new DataView(out.buffer).setUint16(offset, text.length);
-  out.set(text, offset + 2);
-  out.set(chunk, offset + 2 + text.length);
-  return out;
-}
-
 /** HELLO: the functions this sat can run. */
 export function encodeHello(functions: readonly string[]): Uint8Array {
   const text = encoder.encode(JSON.stringify({ functions }));
   const [out, offset] = frame(HELLO, true, 0, text.length);
   out.set(text, offset);
   return out;
-}
-
-/**
- * INVOKE with the first chunk of the body.
- *
- * @throws RangeError when the header and chunk do not fit one message
- */
-export function encodeInvoke(
-  id: number,
-  header: InvokeHeader,
-  chunk: Uint8Array,
-  end: boolean,
-): Uint8Array {
-  return withJson(INVOKE, id, end, header, chunk);
-}
-
-/** RESULT with the first chunk of the output. */
-export function encodeResult(
-  id: number,
-  header: ResultHeader,
-  chunk: Uint8Array,
-  end: boolean,
-): Uint8Array {
-  return withJson(RESULT, id, end, header, chunk);
 }
 
 /** BODY: a further chunk. */
