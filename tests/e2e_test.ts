@@ -21,6 +21,12 @@ handlers:
     method: POST
     steps:
       - fn: slow
+  - type: request
+    resource: /chain
+    method: POST
+    steps:
+      - fn: helloworld-rs
+      - fn: abi_probe
 `;
 
 interface Network {
@@ -50,6 +56,7 @@ async function startNetwork(options: { tap?: boolean } = {}): Promise<Network> {
     join(ROOT, "tests/wasm/slow.wasm"),
     join(runnables, "slow/slow.wasm"),
   );
+  await Deno.copyFile(join(ROOT, "tests/wasm/abi_probe.wasm"), join(runnables, "abi_probe.wasm"));
   const directive = join(home, "Directive.yaml");
   await Deno.writeTextFile(directive, DIRECTIVE);
 
@@ -164,6 +171,13 @@ Deno.test("the reference design serves hello, my friend; the sat re-attaches wit
       Array.from({ length: 200 }, (_, i) => post(net, "/hello", `friend ${i}`)),
     );
     answers.forEach((a, i) => assert.deepEqual(a, { status: 200, text: `hello, friend ${i}` }));
+
+    // Request state travels between steps: abi_probe ("R4<key>") answers the state value that
+    // helloworld-rs stored under its name in the step before.
+    assert.deepEqual(await post(net, "/chain", "R4helloworld-rs"), {
+      status: 200,
+      text: "hello, R4helloworld-rs",
+    });
 
     // Errors are clear and immediate.
     assert.equal((await post(net, "/nope", "")).status, 404);

@@ -26,11 +26,55 @@ handlers:
     method: POST
     steps:
       - fn: nobody-has-it
+  - type: request
+    resource: /chain
+    method: POST
+    steps:
+      - fn: upper
+      - fn: greet
+        with:
+          name: upper
+    response: greet
+  - type: request
+    resource: /group
+    method: POST
+    steps:
+      - fn: upper
+      - group:
+          - fn: seen
+            as: first
+          - fn: seen
+            as: second
+      - fn: fail
+        onErr:
+          code:
+            404: continue
+          other: return
+    response: second
+  - type: request
+    resource: /continued
+    method: POST
+    steps:
+      - fn: fail
+        onErr:
+          any: continue
+    response: fail
+  - type: request
+    resource: /returned
+    method: POST
+    steps:
+      - fn: fail
+      - fn: upper
 `,
   { file: "Directive.yaml" },
 );
 
-type Runner = (fn: string, body: string, params: Record<string, string>) => Promise<RunOutcome>;
+type Runner = (
+  fn: string,
+  body: string,
+  params: Record<string, string>,
+  state: Record<string, string>,
+) => Promise<RunOutcome>;
 
 /** A proxy handler with one real sat behind a real secure channel, running `runner`. */
 async function proxyWith(
@@ -52,8 +96,18 @@ async function proxyWith(
   ]);
   const served = serveInvocations(
     satChannel,
-    ["hello"],
-    (header, body) => runner(header.fn, new TextDecoder().decode(body), { ...header.params }),
+    ["hello", "upper", "greet", "seen", "fail"],
+    (header, body) =>
+      runner(
+        header.fn,
+        new TextDecoder().decode(body),
+        { ...header.params },
+        Object.fromEntries(
+          Object.entries(header.state ?? {}).map((
+            [k, v],
+          ) => [k, new TextDecoder().decode(Uint8Array.fromBase64(v))]),
+        ),
+      ),
   );
   const sats = new SatRegistry();
   const sat = await SatConnection.accept(proxyChannel);
@@ -122,7 +176,7 @@ Deno.test("the proxy's errors are clear and in Atmo's JSON shape", async (t) => 
         ? new Promise((resolve) =>
           setTimeout(() => resolve({ ok: true, output: new Uint8Array() }), 300)
         )
-        : hello("hello", body, {}),
+        : hello("hello", body, {}, {}),
     { maxBodyBytes: 100, timeoutMs: 100 },
   );
   try {
@@ -199,6 +253,41 @@ Deno.test("headers a function sets are merged into the response; invalid ones gi
     const bad = await call(proxy.handler, { path: "/hello", method: "POST", body: "bad" });
     assert.equal(bad.status, 500);
     assert.match(JSON.parse(bad.text).message, /invalid response header/);
+  } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("steps follow Atmo's state semantics: as, with, group, onErr, response", async () => {
+  const text = (s: string) =>
+    Promise.resolve({ ok: true as const, output: new TextEncoder().encode(s) });
+  const proxy = await proxyWith((fn, body, _params, state) => {
+    if (fn === "upper") return text(body.toUpperCase());
+    if (fn === "greet") {
+      // `with: {name: upper}`: the alias holds upper's output and the source key is hidden.
+      return text(`hello, ${state.name}${"upper" in state ? " (upper visible!)" : ""}`);
+    }
+    if (fn === "seen") return text(Object.keys(state).sort().join(","));
+    return Promise.resolve({ ok: false, code: 404, message: "nope" });
+  });
+  try {
+    const chain = await call(proxy.handler, { path: "/chain", method: "POST", body: "my friend" });
+    assert.deepEqual([chain.status, chain.text], [200, "hello, MY FRIEND"]);
+    // Both group members saw the state from before the group, not each other's output.
+    const group = await call(proxy.handler, { path: "/group", method: "POST", body: "x" });
+    assert.deepEqual([group.status, group.text], [200, "upper"]);
+    // onErr continue stores {"code","message"} under the function's key.
+    const continued = await call(proxy.handler, { path: "/continued", method: "POST", body: "" });
+    assert.deepEqual([continued.status, JSON.parse(continued.text)], [200, {
+      code: 404,
+      message: "nope",
+    }]);
+    // By default an error returns: status = code, Atmo's JSON body, later steps skipped.
+    const returned = await call(proxy.handler, { path: "/returned", method: "POST", body: "" });
+    assert.deepEqual([returned.status, JSON.parse(returned.text)], [404, {
+      status: 404,
+      message: "nope",
+    }]);
   } finally {
     await proxy.close();
   }

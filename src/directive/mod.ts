@@ -47,3 +47,10 @@ export {
 } from "./parse_directive.ts";
 export { loadDirectiveFile, type LoadDirectiveFileOptions } from "./load_directive_file.ts";
 export { type RouteMatch, RouteTable } from "./route_table.ts";
+export {
+  type CallFn,
+  type FnOutcome,
+  runSteps,
+  stateView,
+  type StepsOutcome,
+} from "./run_steps.ts";

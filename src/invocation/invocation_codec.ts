@@ -61,6 +61,8 @@ export interface InvokeHeader {
   readonly headers: Readonly<Record<string, string>>;
   /** URL parameters from the route. */
   readonly params: Readonly<Record<string, string>>;
+  /** The request state the function sees (Atmo), each value base64-encoded bytes. */
+  readonly state?: Readonly<Record<string, string>>;
 }
 
 /** How an invocation ended. */
@@ -189,7 +191,8 @@ function checkInvokeHeader(value: unknown): InvokeHeader {
   if (
     typeof v !== "object" || v === null || typeof v.fn !== "string" ||
     typeof v.method !== "string" || typeof v.url !== "string" ||
-    typeof v.requestId !== "string" || !isStringRecord(v.headers) || !isStringRecord(v.params)
+    typeof v.requestId !== "string" || !isStringRecord(v.headers) || !isStringRecord(v.params) ||
+    (v.state !== undefined && !isStringRecord(v.state))
   ) {
     throw new InvocationProtocolError("INVOKE header has the wrong shape");
   }

@@ -17,6 +17,7 @@ import {
   SatGoneError,
 } from "../invocation/mod.ts";
 import type { Logger } from "../cli/mod.ts";
+import { type HandlerBase, runSteps } from "../directive/mod.ts";
 import { concatBytes } from "../wire/mod.ts";
 import type { SatRegistry } from "./sat_registry.ts";
 
@@ -24,8 +25,8 @@ import type { SatRegistry } from "./sat_registry.ts";
 export type RouteResolution =
   | {
     readonly kind: "found";
-    /** The functions to run, in order (each gets the request body as input). */
-    readonly fns: readonly string[];
+    /** The handler whose steps run (Atmo semantics, see directive/run_steps.ts). */
+    readonly handler: Pick<HandlerBase, "steps" | "response">;
     readonly params: Readonly<Record<string, string>>;
   }
   | { readonly kind: "method-not-allowed"; readonly allowed: readonly string[] }
@@ -95,6 +96,13 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
     reader.releaseLock();
   }
   return concatBytes(chunks, false);
+}
+
+/** The request state as the invocation protocol carries it: base64 values. */
+function encodeState(state: ReadonlyMap<string, Uint8Array>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of state) out[key] = value.toBase64();
+  return out;
 }
 
 /** Path and query of an absolute request URL, without a full URL parse. */
@@ -187,30 +195,27 @@ export function createProxyHandler(
       const body = await readBody(request, maxBody);
       const headers: Record<string, string> = {};
       request.headers.forEach((value, key) => (headers[key] = value));
-      let output = new Uint8Array(0);
-      const responseHeaders: Record<string, string> = { "x-request-id": requestId };
-      for (const fn of route.fns) {
+      const outcome = await runSteps(route.handler, (fn, state) => {
         const header: InvokeHeader = {
-          fn,
+          fn: fn.name,
           method: request.method,
           url: url.path + url.query,
           requestId,
           headers,
           params: route.params,
+          ...(state.size > 0 ? { state: encodeState(state) } : {}),
         };
-        const outcome = await invoke(fn, header, body, request.signal);
-        if (!outcome.ok) {
-          const code = outcome.code >= 200 && outcome.code <= 599 ? outcome.code : 500;
-          status = code;
-          log.info("function error", { requestId, fn, code: outcome.code });
-          return errorResponse(code, outcome.message, requestId);
-        }
-        output = outcome.output as Uint8Array<ArrayBuffer>;
-        // Headers set by any step are merged into the response (Atmo); ours stay ours.
-        if (outcome.headers) {
-          Object.assign(responseHeaders, outcome.headers, { "x-request-id": requestId });
-        }
+        return invoke(fn.name, header, body, request.signal);
+      });
+      if (!outcome.ok) {
+        const code = outcome.code >= 200 && outcome.code <= 599 ? outcome.code : 500;
+        status = code;
+        log.info("function error", { requestId, code: outcome.code });
+        return errorResponse(code, outcome.message, requestId);
       }
+      const output = outcome.body as Uint8Array<ArrayBuffer>;
+      // Headers set by any step are merged into the response (Atmo); ours stay ours.
+      const responseHeaders = { ...outcome.headers, "x-request-id": requestId };
       status = 200;
       let outHeaders: Headers;
       try {

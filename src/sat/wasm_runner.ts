@@ -29,7 +29,11 @@ export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): Invocation
       body,
       headers: header.headers,
       params: header.params,
-      state: {},
+      state: Object.fromEntries(
+        Object.entries(header.state ?? {}).map((
+          [key, value],
+        ) => [key, Uint8Array.fromBase64(value)]),
+      ),
     });
     if (!result.ok) return { ok: false, code: result.code, message: result.message };
     return result.headers
