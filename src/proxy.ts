@@ -15,19 +15,20 @@ import {
   runService,
   UsageError,
 } from "./cli/mod.ts";
-import { loadDirectiveFile } from "./directive/mod.ts";
 import {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_TIMEOUT_MS,
+  DirectiveReloader,
   ProxyNode,
-  routeResolver,
 } from "./proxy/mod.ts";
 
 const COMMAND: CommandSpec = {
   usage: "deno task proxy [flags]",
   summary: "Atmo-proxy: serves the routes of a Directive.yaml by running their functions on\n" +
     "sats that attach through the relay. Prints its forwarding address and the command\n" +
-    "that attaches a sat. Keys and trust live in $STRATOS_HOME/proxy (default ~/.stratos).",
+    "that attaches a sat. Keys and trust live in $STRATOS_HOME/proxy (default ~/.stratos).\n" +
+    "Edits to the Directive apply without a restart; a broken edit is refused with its\n" +
+    "problems logged, and the last good Directive keeps serving.",
   flags: [
     {
       name: "relay",
@@ -88,19 +89,21 @@ await runService("proxy", COMMAND, async (flags, log) => {
   const timeoutMs = positiveInteger(flags.timeout as string, "timeout");
   // `deno task` runs in the repository root; a relative path is relative to the caller.
   const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  const directive = await loadDirectiveFile(resolve(base, flags.directive as string));
+  const directive = await DirectiveReloader.start(resolve(base, flags.directive as string), {
+    log,
+  });
   const stateDir = stateDirPath("proxy");
   const identity = await loadOrCreateIdentity(stateDir);
   const trust = await TrustPolicy.open({ stateDir });
   log.info("starting", {
     identity: identity.identifier,
-    directive: directive.file,
-    routes: directive.handlers.length,
+    directive: directive.directive.file,
+    routes: directive.directive.handlers.length,
   });
   const proxy = await ProxyNode.start({
     relay,
     http,
-    resolve: routeResolver(directive),
+    resolve: (method, path) => directive.resolve(method, path),
     stateDir,
     identity,
     trust,
@@ -109,5 +112,10 @@ await runService("proxy", COMMAND, async (flags, log) => {
     maxBodyBytes,
     timeoutMs,
   });
-  return { close: () => proxy.close() };
+  return {
+    close: async () => {
+      await proxy.close();
+      await directive.close();
+    },
+  };
 });

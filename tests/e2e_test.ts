@@ -376,3 +376,43 @@ Deno.test("a proxy given a broken Directive exits 1 and names file, line and col
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("editing Directive.yaml changes routes live; a broken edit keeps the last good one", async () => {
+  const net = await startNetwork();
+  try {
+    startSat(net, net.satCommand);
+    assert.equal((await whenServing(net)).status, 200);
+    assert.equal((await post(net, "/greet", "x")).status, 404);
+
+    // A new route appears without a restart.
+    await Deno.writeTextFile(
+      net.directive,
+      DIRECTIVE.replaceAll("resource: /hello", "resource: /greet"),
+    );
+    const deadline = Date.now() + 10_000;
+    let answer = await post(net, "/greet", "my friend");
+    while (answer.status === 404 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      answer = await post(net, "/greet", "my friend");
+    }
+    assert.deepEqual(answer, { status: 200, text: "hello, my friend" });
+    assert.equal((await post(net, "/hello", "x")).status, 404);
+
+    // A broken edit is refused, named by file:line:column, and /greet keeps serving.
+    await Deno.writeTextFile(
+      net.directive,
+      DIRECTIVE.replace("resource: /hello", "resource: hello"),
+    );
+    const logged = Date.now() + 10_000;
+    while (!net.proxy.stderr.includes("refused the changed Directive") && Date.now() < logged) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(
+      net.proxy.stderr.includes(`${net.directive}:6:5: handlers[0].resource`),
+      net.proxy.stderr,
+    );
+    assert.deepEqual(await post(net, "/greet", "still"), { status: 200, text: "hello, still" });
+  } finally {
+    await stopNetwork(net);
+  }
+});

@@ -19,3 +19,4 @@ export {
 } from "./proxy_node.ts";
 export { routeResolver } from "./route_resolver.ts";
 export { SatRegistry } from "./sat_registry.ts";
+export { DirectiveReloader, type DirectiveReloaderOptions } from "./directive_reloader.ts";
