@@ -80,6 +80,7 @@ type Runner = (
 async function proxyWith(
   runner: Runner,
   options: { maxBodyBytes?: number; timeoutMs?: number } = {},
+  directive = DIRECTIVE,
 ) {
   const satIdentity = Identity.generate();
   const proxyIdentity = Identity.generate();
@@ -113,7 +114,7 @@ async function proxyWith(
   const sat = await SatConnection.accept(proxyChannel);
   sats.add(sat);
   const handler = createProxyHandler({
-    resolve: routeResolver(DIRECTIVE),
+    resolve: routeResolver(directive),
     sats,
     log: SILENT_LOGGER,
     ...options,
@@ -288,6 +289,50 @@ Deno.test("steps follow Atmo's state semantics: as, with, group, onErr, response
       status: 404,
       message: "nope",
     }]);
+  } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("headless mode runs one function by identifier, namespace, name and version", async () => {
+  const headless = parseDirective(
+    `identifier: com.example.proxy
+appVersion: v0.1.0
+atmoVersion: v0.4.0
+headless: true
+`,
+    { file: "Directive.yaml" },
+  );
+  const proxy = await proxyWith(
+    (fn, body, _params, state) =>
+      Promise.resolve({
+        ok: true,
+        output: new TextEncoder().encode(`${fn}: ${body}, ${state.name ?? "-"}`),
+      }),
+    {},
+    headless,
+  );
+  try {
+    const path = "/com.example.proxy/default/greet/v0.1.0";
+    const answer = await call(proxy.handler, {
+      path,
+      method: "POST",
+      body: "hi",
+      headers: { "X-Atmo-State": JSON.stringify({ name: "héllo" }) },
+    });
+    assert.deepEqual([answer.status, answer.text], [200, "greet: hi, héllo"]);
+    const bad = await call(proxy.handler, {
+      path,
+      method: "POST",
+      headers: { "X-Atmo-State": '{"name": 1}' },
+    });
+    assert.equal(bad.status, 400);
+    assert.match(JSON.parse(bad.text).message, /"name" must be a string/);
+    assert.equal(
+      (await call(proxy.handler, { path: "/com.example.proxy/greet", method: "POST" })).status,
+      404,
+    );
+    assert.equal((await call(proxy.handler, { path, method: "GET" })).status, 404);
   } finally {
     await proxy.close();
   }

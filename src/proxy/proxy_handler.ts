@@ -28,6 +28,8 @@ export type RouteResolution =
     /** The handler whose steps run (Atmo semantics, see directive/run_steps.ts). */
     readonly handler: Pick<HandlerBase, "steps" | "response">;
     readonly params: Readonly<Record<string, string>>;
+    /** Headless mode: the request state starts from the X-Atmo-State header. */
+    readonly seedStateFromHeader?: boolean;
   }
   | { readonly kind: "method-not-allowed"; readonly allowed: readonly string[] }
   | { readonly kind: "not-found" };
@@ -96,6 +98,30 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
     reader.releaseLock();
   }
   return concatBytes(chunks, false);
+}
+
+/** Headless mode's initial state: X-Atmo-State, a JSON object of strings (Atmo). */
+function stateFromHeader(request: Request): Map<string, Uint8Array> {
+  const text = request.headers.get("x-atmo-state");
+  const state = new Map<string, Uint8Array>();
+  if (text === null) return state;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "X-Atmo-State is not valid JSON: send an object of string values");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, "X-Atmo-State must be a JSON object of string values");
+  }
+  const encoder = new TextEncoder();
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== "string") {
+      throw new HttpError(400, `X-Atmo-State: the value of "${key}" must be a string`);
+    }
+    state.set(key, encoder.encode(item));
+  }
+  return state;
 }
 
 /** The request state as the invocation protocol carries it: base64 values. */
@@ -195,6 +221,7 @@ export function createProxyHandler(
       const body = await readBody(request, maxBody);
       const headers: Record<string, string> = {};
       request.headers.forEach((value, key) => (headers[key] = value));
+      const initial = route.seedStateFromHeader ? stateFromHeader(request) : undefined;
       const outcome = await runSteps(route.handler, (fn, state) => {
         const header: InvokeHeader = {
           fn: fn.name,
@@ -206,7 +233,7 @@ export function createProxyHandler(
           ...(state.size > 0 ? { state: encodeState(state) } : {}),
         };
         return invoke(fn.name, header, body, request.signal);
-      });
+      }, initial);
       if (!outcome.ok) {
         const code = outcome.code >= 200 && outcome.code <= 599 ? outcome.code : 500;
         status = code;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Directive, RouteTable } from "../directive/mod.ts";
+import { type Directive, type FnStep, RouteTable } from "../directive/mod.ts";
 import type { RouteResolution } from "./proxy_handler.ts";
 
 /**
@@ -20,5 +20,33 @@ export function routeResolver(
   directive: Directive,
 ): (method: string, path: string) => RouteResolution {
   const table = new RouteTable(directive);
-  return (method, path) => table.match(method, path);
+  if (!directive.headless) return (method, path) => table.match(method, path);
+  // Headless mode (Atmo): POST /{identifier}/{namespace}/{fn}/{appVersion} runs one function,
+  // its state seeded from the X-Atmo-State header.
+  const prefix = `/${directive.identifier}/`;
+  const suffix = `/${directive.appVersion}`;
+  return (method, path) => {
+    if (method === "POST" && path.startsWith(prefix) && path.endsWith(suffix)) {
+      const middle = path.slice(prefix.length, path.length - suffix.length).split("/");
+      if (middle.length === 2 && middle.every((part) => /^[A-Za-z0-9_.-]+$/.test(part))) {
+        const [namespace, name] = middle as [string, string];
+        const step: FnStep = {
+          kind: "fn",
+          fn: name,
+          name,
+          namespace,
+          as: name,
+          with: {},
+          onErr: { codes: {}, other: "return" },
+        };
+        return {
+          kind: "found",
+          handler: { steps: [step], response: name },
+          params: {},
+          seedStateFromHeader: true,
+        };
+      }
+    }
+    return table.match(method, path);
+  };
 }
