@@ -74,7 +74,7 @@ await runService("demo", COMMAND, async (flags, log) => {
       hostname: "127.0.0.1",
       port: 0,
       stateDir: join(home, "relay"),
-      log: (level, message, fields) => log.child({ service: "relay" })[level](message, fields),
+      log: (level, message, fields) => log.child({ component: "relay" })[level](message, fields),
     });
     cleanUp.push(() => relay.close());
     const relayAddr = { hostname: "127.0.0.1", port: relay.addr.port };
@@ -90,7 +90,7 @@ await runService("demo", COMMAND, async (flags, log) => {
       stateDir: proxyState,
       identity: proxyIdentity,
       trust: proxyTrust,
-      log: log.child({ service: "proxy" }),
+      log: log.child({ component: "proxy" }),
       announce: (line) => {
         if (!line.startsWith("sat command:")) announce(`proxy ${line}`);
       },
@@ -107,7 +107,7 @@ await runService("demo", COMMAND, async (flags, log) => {
       trust: await TrustPolicy.open({ stateDir: satState }),
       functions: [...runnables.keys()],
       runner: wasmRunner(runnables),
-      log: log.child({ service: "sat" }),
+      log: log.child({ component: "sat" }),
     });
     cleanUp.push(() => sat.close());
     const deadline = Date.now() + 10_000;

@@ -15,11 +15,14 @@ import {
   runService,
   UsageError,
 } from "./cli/mod.ts";
+import type { Directive } from "./directive/mod.ts";
 import {
+  createInvoker,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_TIMEOUT_MS,
   DirectiveReloader,
   ProxyNode,
+  Scheduler,
 } from "./proxy/mod.ts";
 
 const COMMAND: CommandSpec = {
@@ -89,8 +92,10 @@ await runService("proxy", COMMAND, async (flags, log) => {
   const timeoutMs = positiveInteger(flags.timeout as string, "timeout");
   // `deno task` runs in the repository root; a relative path is relative to the caller.
   const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  let onReload: (schedules: Directive["schedules"]) => void = () => {};
   const directive = await DirectiveReloader.start(resolve(base, flags.directive as string), {
     log,
+    onReload: (reloaded) => onReload(reloaded.schedules),
   });
   const stateDir = stateDirPath("proxy");
   const identity = await loadOrCreateIdentity(stateDir);
@@ -112,8 +117,12 @@ await runService("proxy", COMMAND, async (flags, log) => {
     maxBodyBytes,
     timeoutMs,
   });
+  const scheduler = new Scheduler(createInvoker({ sats: proxy.sats, timeoutMs }), log);
+  scheduler.replace(directive.directive.schedules);
+  onReload = (schedules) => scheduler.replace(schedules);
   return {
     close: async () => {
+      scheduler.close();
       await proxy.close();
       await directive.close();
     },

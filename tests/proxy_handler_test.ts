@@ -3,7 +3,14 @@ import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import { SILENT_LOGGER } from "../src/cli/mod.ts";
 import { parseDirective } from "../src/directive/mod.ts";
 import { type RunOutcome, SatConnection, serveInvocations } from "../src/invocation/mod.ts";
-import { createProxyHandler, routeResolver, SatRegistry } from "../src/proxy/mod.ts";
+import {
+  createInvoker,
+  createProxyHandler,
+  routeResolver,
+  SatRegistry,
+  Scheduler,
+} from "../src/proxy/mod.ts";
+import { createLogger } from "../src/cli/mod.ts";
 import { memoryTransportPair } from "../src/wire/mod.ts";
 
 const DIRECTIVE = parseDirective(
@@ -74,6 +81,7 @@ type Runner = (
   body: string,
   params: Record<string, string>,
   state: Record<string, string>,
+  method: string,
 ) => Promise<RunOutcome>;
 
 /** A proxy handler with one real sat behind a real secure channel, running `runner`. */
@@ -108,6 +116,7 @@ async function proxyWith(
             [k, v],
           ) => [k, new TextDecoder().decode(Uint8Array.fromBase64(v))]),
         ),
+        header.method,
       ),
   );
   const sats = new SatRegistry();
@@ -121,6 +130,7 @@ async function proxyWith(
   });
   return {
     handler,
+    sats,
     satChannel,
     close: async () => {
       await sat.close();
@@ -177,7 +187,7 @@ Deno.test("the proxy's errors are clear and in Atmo's JSON shape", async (t) => 
         ? new Promise((resolve) =>
           setTimeout(() => resolve({ ok: true, output: new Uint8Array() }), 300)
         )
-        : hello("hello", body, {}, {}),
+        : hello("hello", body, {}, {}, "POST"),
     { maxBodyBytes: 100, timeoutMs: 100 },
   );
   try {
@@ -334,6 +344,55 @@ headless: true
     );
     assert.equal((await call(proxy.handler, { path, method: "GET" })).status, 404);
   } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("schedules run their steps with method SCHED, an empty body and seeded state", async () => {
+  const scheduled = parseDirective(
+    `identifier: com.example.proxy
+appVersion: v0.1.0
+atmoVersion: v0.4.0
+schedules:
+  - name: tick
+    every:
+      seconds: 1
+    state:
+      seed: planted
+    steps:
+      - fn: greet
+      - fn: fail
+`,
+    { file: "Directive.yaml" },
+  );
+  const calls: string[] = [];
+  const proxy = await proxyWith((fn, body, _params, state, method) => {
+    calls.push(`${fn} ${method} [${body}] ${JSON.stringify(state)}`);
+    return fn === "fail"
+      ? Promise.resolve({ ok: false, code: 500, message: "tick failed" })
+      : Promise.resolve({ ok: true, output: new TextEncoder().encode("greeted") });
+  });
+  const lines: string[] = [];
+  const scheduler = new Scheduler(
+    createInvoker({ sats: proxy.sats }),
+    createLogger({ service: "test", format: "json", write: (line) => lines.push(line) }),
+  );
+  try {
+    scheduler.replace(scheduled.schedules);
+    const deadline = Date.now() + 5_000;
+    while (!lines.some((l) => l.includes("schedule failed")) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(calls.slice(0, 2), [
+      'greet SCHED [] {"seed":"planted"}',
+      'fail SCHED [] {"seed":"planted","greet":"greeted"}',
+    ]);
+    const failure = JSON.parse(lines.find((l) => l.includes("schedule failed"))!);
+    assert.equal(failure.schedule, "tick");
+    assert.equal(failure.message, "schedule failed");
+    assert.equal(failure.error, "tick failed");
+  } finally {
+    scheduler.close();
     await proxy.close();
   }
 });

@@ -72,12 +72,13 @@ export function createLogger(options: LoggerOptions, base: LogFields = {}): Logg
     if (RANK[level] > threshold) return;
     const all = { ...base, ...fields };
     if (format === "json") {
+      // The event's own keys win over fields of the same name.
       write(JSON.stringify({
+        ...all,
         time: new Date(now()).toISOString(),
         level,
         service: options.service,
         message,
-        ...all,
       }));
     } else {
       const extra = Object.entries(all).map(([k, v]) => ` ${k}=${pretty(v)}`).join("");

@@ -5,9 +5,12 @@
  */
 
 export {
+  createInvoker,
   createProxyHandler,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_TIMEOUT_MS,
+  InvocationFailure,
+  type Invoker,
   type ProxyHandlerOptions,
   type RouteResolution,
 } from "./proxy_handler.ts";
@@ -20,3 +23,4 @@ export {
 export { routeResolver } from "./route_resolver.ts";
 export { SatRegistry } from "./sat_registry.ts";
 export { DirectiveReloader, type DirectiveReloaderOptions } from "./directive_reloader.ts";
+export { Scheduler } from "./scheduler.ts";

@@ -155,6 +155,66 @@ function newRequestId(): string {
   return `${REQUEST_ID_PREFIX}-${requestCounter.toString(36)}`;
 }
 
+/** Runs one function on the least busy connected sat that has it. */
+export type Invoker = (
+  fn: string,
+  header: InvokeHeader,
+  body: Uint8Array,
+  signal?: AbortSignal,
+) => Promise<InvokeOutcome>;
+
+/** A failed invocation as the HTTP status a client gets and a message. */
+export class InvocationFailure extends Error {
+  override readonly name = "InvocationFailure";
+  /** 503 no sat, 502 the sat went away, 504 timeout, 499 the client went away. */
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
+ * An Invoker with the proxy's time limit.
+ *
+ * @throws InvocationFailure (from the returned function) with the status to answer
+ */
+export function createInvoker(
+  options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes">,
+): Invoker {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return async (fn, header, body, clientSignal) => {
+    const sat = options.sats.pick(fn);
+    if (!sat) throw new InvocationFailure(503, `no connected sat can run "${fn}"; start one`);
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () =>
+        controller.abort(
+          new InvocationFailure(504, `"${fn}" did not answer within ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
+    const onClientGone = () => controller.abort(new InvocationFailure(499, "the client went away"));
+    clientSignal?.addEventListener("abort", onClientGone, { once: true });
+    try {
+      return await sat.invoke(header, body, {
+        signal: controller.signal,
+        maxOutputBytes: options.maxOutputBytes,
+      });
+    } catch (error) {
+      if (error instanceof InvocationFailure) throw error;
+      if (error instanceof SatGoneError) {
+        throw new InvocationFailure(502, `the sat running "${fn}" went away before it answered`);
+      }
+      if (error instanceof OutputTooLargeError) throw new InvocationFailure(502, error.message);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      clientSignal?.removeEventListener("abort", onClientGone);
+    }
+  };
+}
+
 /**
  * The proxy's `(Request) => Promise<Response>`.
  *
@@ -167,41 +227,9 @@ export function createProxyHandler(
   options: ProxyHandlerOptions,
 ): (request: Request) => Promise<Response> {
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const log = options.log;
 
-  const invoke = async (
-    fn: string,
-    header: InvokeHeader,
-    body: Uint8Array,
-    clientSignal: AbortSignal,
-  ): Promise<InvokeOutcome> => {
-    const sat = options.sats.pick(fn);
-    if (!sat) throw new HttpError(503, `no connected sat can run "${fn}"; start one`);
-    const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new HttpError(504, `"${fn}" did not answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onClientGone = () => controller.abort(new HttpError(499, "the client went away"));
-    clientSignal.addEventListener("abort", onClientGone, { once: true });
-    try {
-      return await sat.invoke(header, body, {
-        signal: controller.signal,
-        maxOutputBytes: options.maxOutputBytes,
-      });
-    } catch (error) {
-      if (error instanceof HttpError) throw error;
-      if (error instanceof SatGoneError) {
-        throw new HttpError(502, `the sat running "${fn}" went away before it answered`);
-      }
-      if (error instanceof OutputTooLargeError) throw new HttpError(502, error.message);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-      clientSignal.removeEventListener("abort", onClientGone);
-    }
-  };
+  const invoke = createInvoker(options);
 
   return async (request: Request): Promise<Response> => {
     const requestId = request.headers.get("x-request-id") ?? newRequestId();
@@ -258,6 +286,10 @@ export function createProxyHandler(
       if (error instanceof HttpError) {
         status = error.status;
         return errorResponse(error.status, error.message, requestId, error.headers);
+      }
+      if (error instanceof InvocationFailure) {
+        status = error.status;
+        return errorResponse(error.status, error.message, requestId);
       }
       log.error("request failed", { requestId, error: (error as Error).message });
       return errorResponse(500, "internal error in the proxy", requestId);
