@@ -66,6 +66,10 @@ handlers:
         onErr:
           any: continue
     response: fail
+  - type: stream
+    resource: /ws
+    steps:
+      - fn: hello
   - type: request
     resource: /returned
     method: POST
@@ -393,6 +397,34 @@ schedules:
     assert.equal(failure.error, "tick failed");
   } finally {
     scheduler.close();
+    await proxy.close();
+  }
+});
+
+Deno.test("a stream handler answers each WebSocket text message with its steps' result", async () => {
+  const proxy = await proxyWith(hello);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, proxy.handler);
+  try {
+    const plain = await fetch(`http://127.0.0.1:${server.addr.port}/ws`);
+    assert.equal(plain.status, 426);
+    await plain.body?.cancel();
+    const socket = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws`);
+    const replies: string[] = [];
+    const done = new Promise<void>((resolve) => {
+      socket.onmessage = (event) => {
+        replies.push(event.data);
+        if (replies.length === 3) resolve();
+      };
+    });
+    await new Promise((resolve) => (socket.onopen = resolve));
+    for (const word of ["my friend", "you", "them"]) socket.send(word);
+    await done;
+    assert.deepEqual(replies, ["hello, my friend", "hello, you", "hello, them"]);
+    const closed = new Promise((resolve) => (socket.onclose = resolve));
+    socket.close();
+    await closed;
+  } finally {
+    await server.shutdown();
     await proxy.close();
   }
 });

@@ -17,7 +17,7 @@ import {
   SatGoneError,
 } from "../invocation/mod.ts";
 import type { Logger } from "../cli/mod.ts";
-import { type HandlerBase, runSteps } from "../directive/mod.ts";
+import { type HandlerBase, runSteps, type StepsOutcome } from "../directive/mod.ts";
 import { concatBytes } from "../wire/mod.ts";
 import type { SatRegistry } from "./sat_registry.ts";
 
@@ -30,6 +30,8 @@ export type RouteResolution =
     readonly params: Readonly<Record<string, string>>;
     /** Headless mode: the request state starts from the X-Atmo-State header. */
     readonly seedStateFromHeader?: boolean;
+    /** A stream handler: the request is upgraded to a WebSocket. */
+    readonly stream?: boolean;
   }
   | { readonly kind: "method-not-allowed"; readonly allowed: readonly string[] }
   | { readonly kind: "not-found" };
@@ -98,6 +100,39 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
     reader.releaseLock();
   }
   return concatBytes(chunks, false);
+}
+
+/**
+ * Stream handlers (Atmo): each text message runs the handler's steps with the message as the
+ * body; the result (or the error as Atmo's JSON) is sent back, in message order.
+ */
+function serveStream(
+  socket: WebSocket,
+  run: (message: Uint8Array) => Promise<StepsOutcome>,
+): void {
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  let queue = Promise.resolve();
+  socket.onmessage = (event) => {
+    if (typeof event.data !== "string") {
+      socket.close(1003, "send text messages");
+      return;
+    }
+    const message = encoder.encode(event.data);
+    queue = queue.then(async () => {
+      let reply: string;
+      try {
+        const outcome = await run(message);
+        reply = outcome.ok
+          ? decoder.decode(outcome.body)
+          : JSON.stringify({ status: outcome.code, message: outcome.message });
+      } catch (error) {
+        const status = error instanceof InvocationFailure ? error.status : 500;
+        reply = JSON.stringify({ status, message: (error as Error).message });
+      }
+      if (socket.readyState === WebSocket.OPEN) socket.send(reply);
+    });
+  };
 }
 
 /** Headless mode's initial state: X-Atmo-State, a JSON object of strings (Atmo). */
@@ -246,9 +281,30 @@ export function createProxyHandler(
           allow: route.allowed.join(", "),
         });
       }
-      const body = await readBody(request, maxBody);
       const headers: Record<string, string> = {};
       request.headers.forEach((value, key) => (headers[key] = value));
+      if (route.stream) {
+        if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+          throw new HttpError(426, `${url.path} is a stream: connect with a WebSocket`, {
+            upgrade: "websocket",
+          });
+        }
+        const { socket, response } = Deno.upgradeWebSocket(request);
+        serveStream(socket, (message) =>
+          runSteps(route.handler, (fn, state) =>
+            invoke(fn.name, {
+              fn: fn.name,
+              method: request.method,
+              url: url.path + url.query,
+              requestId: `${requestId}-${newRequestId()}`,
+              headers,
+              params: route.params,
+              ...(state.size > 0 ? { state: encodeState(state) } : {}),
+            }, message)));
+        status = 101;
+        return response;
+      }
+      const body = await readBody(request, maxBody);
       const initial = route.seedStateFromHeader ? stateFromHeader(request) : undefined;
       const outcome = await runSteps(route.handler, (fn, state) => {
         const header: InvokeHeader = {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Directive, type FnStep, RouteTable } from "../directive/mod.ts";
+import { type Directive, type FnStep, type Handler, RouteTable } from "../directive/mod.ts";
 import type { RouteResolution } from "./proxy_handler.ts";
 
 /**
@@ -19,7 +19,22 @@ import type { RouteResolution } from "./proxy_handler.ts";
 export function routeResolver(
   directive: Directive,
 ): (method: string, path: string) => RouteResolution {
-  const table = new RouteTable(directive);
+  const requests = new RouteTable(directive);
+  // Stream handlers (source: server) answer GET on their resource, upgraded to a WebSocket.
+  const streamHandlers = directive.handlers.filter((h) =>
+    h.type === "stream" && h.source === "server"
+  );
+  const streams = new RouteTable({
+    handlers: streamHandlers.map((h) => ({ ...h, type: "request", method: "GET" }) as Handler),
+  });
+  const table = {
+    match(method: string, path: string): RouteResolution {
+      const found = requests.match(method, path);
+      if (found.kind === "found" || streamHandlers.length === 0) return found;
+      const stream = streams.match(method, path);
+      return stream.kind === "found" ? { ...stream, stream: true } : found;
+    },
+  };
   if (!directive.headless) return (method, path) => table.match(method, path);
   // Headless mode (Atmo): POST /{identifier}/{namespace}/{fn}/{appVersion} runs one function,
   // its state seeded from the X-Atmo-State header.
