@@ -64,7 +64,7 @@ Deno.test("a standalone sat seeds state and params from X-Atmo headers and maps 
     for (const bad of ["[1]", '{"a":1}', "not json"]) {
       const answer = await post(url, "x", { "X-Atmo-State": bad });
       assert.equal(answer.status, 400, bad);
-      assert.match(JSON.parse(answer.text).message, /x-atmo-state/);
+      assert.match(JSON.parse(answer.text).message, /X-Atmo-State/);
     }
   } finally {
     await sat.stop();

@@ -54,3 +54,4 @@ export {
   stateView,
   type StepsOutcome,
 } from "./run_steps.ts";
+export { atmoStringMap } from "./atmo_header.ts";

@@ -17,7 +17,7 @@ import {
   SatGoneError,
 } from "../invocation/mod.ts";
 import type { Logger } from "../cli/mod.ts";
-import { type HandlerBase, runSteps, type StepsOutcome } from "../directive/mod.ts";
+import { atmoStringMap, type HandlerBase, runSteps, type StepsOutcome } from "../directive/mod.ts";
 import { concatBytes } from "../wire/mod.ts";
 import type { SatRegistry } from "./sat_registry.ts";
 
@@ -137,26 +137,14 @@ function serveStream(
 
 /** Headless mode's initial state: X-Atmo-State, a JSON object of strings (Atmo). */
 function stateFromHeader(request: Request): Map<string, Uint8Array> {
-  const text = request.headers.get("x-atmo-state");
-  const state = new Map<string, Uint8Array>();
-  if (text === null) return state;
-  let value: unknown;
+  let values: Record<string, string> | undefined;
   try {
-    value = JSON.parse(text);
-  } catch {
-    throw new HttpError(400, "X-Atmo-State is not valid JSON: send an object of string values");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new HttpError(400, "X-Atmo-State must be a JSON object of string values");
+    values = atmoStringMap(request.headers, "X-Atmo-State");
+  } catch (error) {
+    throw new HttpError(400, (error as Error).message);
   }
   const encoder = new TextEncoder();
-  for (const [key, item] of Object.entries(value)) {
-    if (typeof item !== "string") {
-      throw new HttpError(400, `X-Atmo-State: the value of "${key}" must be a string`);
-    }
-    state.set(key, encoder.encode(item));
-  }
-  return state;
+  return new Map(Object.entries(values ?? {}).map(([key, value]) => [key, encoder.encode(value)]));
 }
 
 /** The request state as the invocation protocol carries it: base64 values. */

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { atmoStringMap } from "../directive/mod.ts";
 import type { Runnable } from "../wasm/mod.ts";
 
 /** Options of createStandaloneHandler. */
@@ -25,25 +26,6 @@ function errorResponse(status: number, message: string): Response {
     status,
     headers: { "content-type": "application/json" },
   });
-}
-
-/** Parses a header holding a JSON object of string values; undefined when absent. */
-function stringMap(request: Request, name: string): Record<string, string> | undefined {
-  const text = request.headers.get(name);
-  if (text === null) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new RangeError(`${name} is not valid JSON: send an object of string values`);
-  }
-  if (
-    typeof value !== "object" || value === null || Array.isArray(value) ||
-    !Object.values(value).every((v) => typeof v === "string")
-  ) {
-    throw new RangeError(`${name} must be a JSON object whose values are all strings`);
-  }
-  return value as Record<string, string>;
 }
 
 /**
@@ -63,8 +45,8 @@ export function createStandaloneHandler(
     let state: Record<string, string> | undefined;
     let params: Record<string, string> | undefined;
     try {
-      state = stringMap(request, "x-atmo-state");
-      params = stringMap(request, "x-atmo-params");
+      state = atmoStringMap(request.headers, "X-Atmo-State");
+      params = atmoStringMap(request.headers, "X-Atmo-Params");
     } catch (error) {
       return errorResponse(400, (error as Error).message);
     }
