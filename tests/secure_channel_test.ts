@@ -27,6 +27,22 @@ async function node(options: Parameters<typeof TrustPolicy.open>[0] = {}): Promi
   return { identity: Identity.generate(), trust: await TrustPolicy.open(options) };
 }
 
+/** A sat and a proxy that allowlist each other's identifiers. */
+async function allowlistedPair(): Promise<{ sat: Node; proxy: Node }> {
+  const satIdentity = Identity.generate();
+  const proxyIdentity = Identity.generate();
+  return {
+    sat: {
+      identity: satIdentity,
+      trust: await TrustPolicy.open({ allow: [proxyIdentity.identifier] }),
+    },
+    proxy: {
+      identity: proxyIdentity,
+      trust: await TrustPolicy.open({ allow: [satIdentity.identifier] }),
+    },
+  };
+}
+
 /** Connects an initiator and a responder; returns both outcomes (value or error). */
 async function connect(
   sat: Node,
@@ -125,13 +141,8 @@ Deno.test("an unknown responder is refused by the initiator before message 3", a
 });
 
 Deno.test("allowlisted identifiers on both sides connect without tickets", async () => {
-  const proxy = await node();
-  const sat = await node({ allow: [proxy.identity.identifier] });
-  const proxy2 = {
-    identity: proxy.identity,
-    trust: await TrustPolicy.open({ allow: [sat.identity.identifier] }),
-  };
-  const { initiated, responded } = await connect(sat, proxy2);
+  const { sat, proxy } = await allowlistedPair();
+  const { initiated, responded } = await connect(sat, proxy);
   await value(initiated).close();
   await value(responded).close();
 });
@@ -226,12 +237,7 @@ Deno.test("the channel works between the native and the portable backend", async
 });
 
 Deno.test("duplicated frames in flight are delivered once and counted as dropped", async () => {
-  const proxy = await node();
-  const sat = await node({ allow: [proxy.identity.identifier] });
-  const trustingProxy = {
-    ...proxy,
-    trust: await TrustPolicy.open({ allow: [sat.identity.identifier] }),
-  };
+  const { sat, proxy: trustingProxy } = await allowlistedPair();
   const [a, b] = memoryTransportPair();
   let duplicate = false;
   const doubling: MessageTransport = {
@@ -254,12 +260,7 @@ Deno.test("duplicated frames in flight are delivered once and counted as dropped
 });
 
 Deno.test("a tampered frame ends the channel with an error and closes the transport", async () => {
-  const proxy = await node();
-  const sat = await node({ allow: [proxy.identity.identifier] });
-  const trustingProxy = {
-    ...proxy,
-    trust: await TrustPolicy.open({ allow: [sat.identity.identifier] }),
-  };
+  const { sat, proxy: trustingProxy } = await allowlistedPair();
   const [a, b] = memoryTransportPair();
   let tamper = false;
   const flipping: MessageTransport = {
