@@ -16,16 +16,15 @@ import {
   parseHostPort,
   runService,
 } from "./cli/mod.ts";
-import { loadDirectiveFile } from "./directive/mod.ts";
-import { ProxyNode, routeResolver } from "./proxy/mod.ts";
+import { loadDeployment, ProxyNode, routeResolver } from "./proxy/mod.ts";
 import { RelayServer } from "./relay/mod.ts";
-import { SatNode, wasmRunner } from "./sat/mod.ts";
-import { loadRunnables } from "./wasm/mod.ts";
+import { DeployedRunnables, SatNode } from "./sat/mod.ts";
 
 const COMMAND: CommandSpec = {
   usage: "deno task demo [flags]",
   summary: "Runs the whole reference design on this machine: a relay, a proxy serving\n" +
-    "Directive.yaml, and a sat running the runnables, all on loopback, in one process.\n" +
+    "Directive.yaml, and a sat running the runnables the proxy delivers to it, all on\n" +
+    "loopback, in one process.\n" +
     "Keys live in a throwaway folder removed on exit. Ctrl-C stops everything.",
   flags: [
     {
@@ -45,9 +44,8 @@ const COMMAND: CommandSpec = {
     {
       name: "runnables",
       type: "string",
-      default: "runnables",
       valueName: "DIR",
-      description: "the sat's runnables",
+      description: "where the proxy finds runnables (default: beside the Directive)",
     },
     ...COMMON_FLAGS.map((f) => f.name === "log-level" ? { ...f, default: "warn" } : f),
   ],
@@ -56,16 +54,12 @@ const COMMAND: CommandSpec = {
 await runService("demo", COMMAND, async (flags, log) => {
   const http = parseHostPort(flags.http as string, "http");
   const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  const directive = await loadDirectiveFile(resolve(base, flags.directive as string));
-  const runnables = await loadRunnables(resolve(base, flags.runnables as string), {
-    log: (level, message, fields) => log[level](message, fields),
-    workerPermissions: "none",
+  const runnablesDir = flags.runnables as string | undefined;
+  const deployment = await loadDeployment(resolve(base, flags.directive as string), {
+    runnablesDir: runnablesDir === undefined ? undefined : resolve(base, runnablesDir),
   });
   const home = await Deno.makeTempDir({ prefix: "stratos-demo-" });
-  const cleanUp: (() => Promise<void>)[] = [
-    () => Deno.remove(home, { recursive: true }),
-    () => Promise.resolve(runnables.forEach((runnable) => runnable.close())),
-  ];
+  const cleanUp: (() => Promise<void>)[] = [() => Deno.remove(home, { recursive: true })];
   const close = async () => {
     for (const step of cleanUp.reverse()) await step().catch(() => {});
   };
@@ -86,7 +80,8 @@ await runService("demo", COMMAND, async (flags, log) => {
     const proxy = await ProxyNode.start({
       relay: relayAddr,
       http,
-      resolve: routeResolver(directive),
+      resolve: routeResolver(deployment.directive),
+      deployment,
       stateDir: proxyState,
       identity: proxyIdentity,
       trust: proxyTrust,
@@ -98,6 +93,14 @@ await runService("demo", COMMAND, async (flags, log) => {
     cleanUp.push(() => proxy.close());
 
     const satState = join(home, "sat");
+    const delivery = await DeployedRunnables.open({
+      cacheDir: join(satState, "runnables"),
+      runnable: {
+        log: (level, message, fields) => log[level](message, fields),
+        workerPermissions: "none",
+      },
+    });
+    cleanUp.push(() => delivery.close());
     const ticket = await proxyTrust.issueTicket(proxyIdentity.identifier, { ttlMs: 60_000 });
     const sat = SatNode.start({
       relay: relayAddr,
@@ -105,17 +108,18 @@ await runService("demo", COMMAND, async (flags, log) => {
       ticket,
       identity: await loadOrCreateIdentity(satState),
       trust: await TrustPolicy.open({ stateDir: satState }),
-      functions: [...runnables.keys()],
-      runner: wasmRunner(runnables),
+      functions: [],
+      runner: delivery.runner,
+      delivery,
       log: log.child({ component: "sat" }),
     });
     cleanUp.push(() => sat.close());
+    const wanted = Object.keys(deployment.manifest.runnables);
+    const ready = () => proxy.sats.all().some((s) => wanted.every((fn) => s.functions.has(fn)));
     const deadline = Date.now() + 10_000;
-    while (proxy.sats.size === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    if (proxy.sats.size === 0) throw new Error("the sat did not attach within 10 s");
-    announce(`sat attached, running: ${[...runnables.keys()].join(", ")}`);
+    while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (!ready()) throw new Error("the sat did not attach and load the runnables within 10 s");
+    announce(`sat attached, running: ${wanted.join(", ")}`);
     const url = `${formatHostPort({ ...http, port: proxy.httpAddr.port })}/hello`;
     announce(`\ntry:  curl -d "my friend" ${url}\n(Ctrl-C to stop)`);
   } catch (error) {

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { resolve } from "node:path";
 import { loadOrCreateIdentity, stateDirPath, TrustPolicy } from "./channel/mod.ts";
 import {
   announce,
@@ -15,23 +14,27 @@ import {
   runService,
   UsageError,
 } from "./cli/mod.ts";
-import type { Directive } from "./directive/mod.ts";
+import { type Directive, DirectiveError } from "./directive/mod.ts";
 import {
   createInvoker,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_TIMEOUT_MS,
   DirectiveReloader,
+  loadDeployment,
   ProxyNode,
   Scheduler,
 } from "./proxy/mod.ts";
+import type { Deployment } from "./proxy/mod.ts";
 
 const COMMAND: CommandSpec = {
-  usage: "deno task proxy [flags]",
+  usage: "deno task proxy [flags]\n       deno task proxy --check [--directive FILE]",
   summary: "Atmo-proxy: serves the routes of a Directive.yaml by running their functions on\n" +
     "sats that attach through the relay. Prints its forwarding address and the command\n" +
     "that attaches a sat. Keys and trust live in $STRATOS_HOME/proxy (default ~/.stratos).\n" +
     "Edits to the Directive apply without a restart; a broken edit is refused with its\n" +
-    "problems logged, and the last good Directive keeps serving.",
+    "problems logged, and the last good Directive keeps serving.\n" +
+    "Runnables are found beside the Directive (runnables/NAME/NAME.wasm, runnables/NAME.wasm,\n" +
+    "NAME/NAME.wasm) or in --runnables DIR, and delivered to the sats over the channel.",
   flags: [
     {
       name: "relay",
@@ -58,6 +61,20 @@ const COMMAND: CommandSpec = {
       description: "the Directive to serve",
     },
     {
+      name: "runnables",
+      type: "string",
+      env: "STRATOS_RUNNABLES",
+      valueName: "DIR",
+      description: "folder of runnables (DIR/NAME/NAME.wasm or DIR/NAME.wasm), instead of beside " +
+        "the Directive",
+    },
+    {
+      name: "check",
+      type: "boolean",
+      description: "validate the Directive and its runnables, print FILE: ok or the problems, " +
+        "and exit (no network, no keys)",
+    },
+    {
       name: "max-body",
       type: "string",
       default: String(DEFAULT_MAX_BODY_BYTES),
@@ -77,6 +94,21 @@ const COMMAND: CommandSpec = {
   ],
 };
 
+/** `--check`: validates without network or keys; `env(NAME)` values are not read. */
+async function check(file: string, runnablesDir: string | undefined) {
+  const encoder = new TextEncoder();
+  let status = 0;
+  try {
+    await loadDeployment(file, { runnablesDir, env: () => "" });
+    Deno.stdout.writeSync(encoder.encode(`${file}: ok\n`));
+  } catch (error) {
+    if (!(error instanceof DirectiveError)) throw error;
+    Deno.stderr.writeSync(encoder.encode(error.message + "\n"));
+    status = 1;
+  }
+  return { close: async () => {}, ended: Promise.resolve(status) };
+}
+
 function positiveInteger(text: string, flag: string): number {
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value <= 0) {
@@ -90,11 +122,17 @@ await runService("proxy", COMMAND, async (flags, log) => {
   const http = parseHostPort(flags.http as string, "http");
   const maxBodyBytes = positiveInteger(flags["max-body"] as string, "max-body");
   const timeoutMs = positiveInteger(flags.timeout as string, "timeout");
-  // `deno task` runs in the repository root; a relative path is relative to the caller.
-  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  // `deno task` runs in the repository root; relative paths are relative to the caller.
+  Deno.chdir(Deno.env.get("INIT_CWD") ?? Deno.cwd());
+  const file = flags.directive as string;
+  const runnablesDir = flags.runnables as string | undefined;
+  if (flags.check) return await check(file, runnablesDir);
   let onReload: (schedules: Directive["schedules"]) => void = () => {};
-  const directive = await DirectiveReloader.start(resolve(base, flags.directive as string), {
+  let apply: (deployment: Deployment) => Promise<void> = async () => {};
+  const directive = await DirectiveReloader.start(file, {
     log,
+    runnablesDir,
+    apply: (deployment) => apply(deployment),
     onReload: (reloaded) => onReload(reloaded.schedules),
   });
   const stateDir = stateDirPath("proxy");
@@ -116,7 +154,9 @@ await runService("proxy", COMMAND, async (flags, log) => {
     announce,
     maxBodyBytes,
     timeoutMs,
+    deployment: directive.deployment,
   });
+  apply = (deployment) => proxy.rollOut(deployment);
   const scheduler = new Scheduler(createInvoker({ sats: proxy.sats, timeoutMs }), log);
   scheduler.replace(directive.directive.schedules);
   onReload = (schedules) => scheduler.replace(schedules);

@@ -112,7 +112,7 @@ Deno.test("many concurrent invocations share one channel and each gets its own r
     await new Promise((r) => setTimeout(r, Math.random() * 5));
     return { ok: true, output: bytes(`${h.fn}:${text(body)}`) };
   });
-  assert.deepEqual([...sat.functions], ["echo", "hello"]);
+  assert.deepEqual([...sat.functions.keys()], ["echo", "hello"]);
   const results = await Promise.all(
     Array.from({ length: 200 }, (_, i) => sat.invoke(header("echo"), bytes(`n${i}`))),
   );

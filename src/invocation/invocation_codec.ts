@@ -7,25 +7,39 @@
  *
  * ```
  * offset  size  field
- * 0       1     type: 1 HELLO, 2 INVOKE, 3 BODY, 4 RESULT, 5 CANCEL
+ * 0       1     type: 1 HELLO, 2 INVOKE, 3 BODY, 4 RESULT, 5 CANCEL, 6 DEPLOY, 7 BLOB, 8 READY
  * 1       1     flags: bit 0 END (the last chunk of this invocation's body or result)
  * 2       4     id: invocation id, big-endian u32 (0 for HELLO)
  * 6       rest  type-specific:
- *   HELLO   JSON {"functions": [names]}                       sat → proxy, once, first
+ *   HELLO   JSON Hello (functions, digests, cached, delivery) sat → proxy, once, first
  *   INVOKE  u16 JSON length, JSON InvokeHeader, body chunk    proxy → sat
  *   BODY    body chunk (continues an INVOKE or a RESULT)       either way
  *   RESULT  u16 JSON length, JSON ResultHeader, output chunk  sat → proxy
  *   CANCEL  empty                                             proxy → sat
+ *   BLOB    u16 JSON length, JSON {sha256, size}, content     proxy → sat
+ *   DEPLOY  u16 JSON length, JSON {size}, manifest JSON chunk proxy → sat (id: generation)
+ *   READY   JSON {functions: {key: sha256}} or {error}       sat → proxy (id: generation)
  * ```
  *
- * An INVOKE or RESULT without END is followed by BODY messages with the same id until one
- * carries END. Decoding is strict: a wrong size, an unknown type or flag, or JSON of the wrong
- * shape throws InvocationProtocolError, and the receiver ends the channel.
+ * BLOB and DEPLOY deliver runnables (see deployment_codec.ts): BLOBs first, each a file
+ * content-addressed by SHA-256, then the DEPLOY manifest naming them; the sat answers READY.
+ * An INVOKE, RESULT, BLOB or DEPLOY without END is followed by BODY messages with the same id
+ * until one carries END. Decoding is strict: a wrong size, an unknown type or flag, or JSON of
+ * the wrong shape throws InvocationProtocolError, and the receiver ends the channel.
  *
  * @module
  */
 
 import { MAX_PAYLOAD_LEN } from "../channel/mod.ts";
+import {
+  type BlobHeader,
+  checkBlobHeader,
+  checkDeployHeader,
+  checkHello,
+  checkReadyReport,
+  type DeployHeader,
+  type ReadyReport,
+} from "./deployment_codec.ts";
 
 /** Message types. */
 export const HELLO = 1;
@@ -37,6 +51,13 @@ export const BODY = 3;
 export const RESULT = 4;
 /** The proxy no longer wants this invocation's result. */
 export const CANCEL = 5;
+
+/** A file of a deployment (proxy → sat). */
+export const BLOB = 7;
+/** A deployment manifest (proxy → sat). */
+export const DEPLOY = 6;
+/** The sat applied a deployment (sat → proxy). */
+export const READY = 8;
 
 /** Flag: last chunk. */
 export const FLAG_END = 1;
@@ -65,6 +86,18 @@ export interface InvokeHeader {
   readonly state?: Readonly<Record<string, string>>;
 }
 
+/** What a sat tells the proxy first. */
+export interface Hello {
+  /** Keys of the functions it runs now. */
+  readonly functions: readonly string[];
+  /** SHA-256 (hex) of each function's module, by key. */
+  readonly digests?: Readonly<Record<string, string>>;
+  /** SHA-256 of the files it holds in its cache (the proxy need not send those). */
+  readonly cached?: readonly string[];
+  /** True when it takes runnables from the proxy (it was given no --runnables). */
+  readonly delivery?: boolean;
+}
+
 /** How an invocation ended. */
 export type ResultHeader =
   | {
@@ -76,7 +109,7 @@ export type ResultHeader =
 
 /** A decoded message. */
 export type InvocationMessage =
-  | { readonly type: typeof HELLO; readonly functions: readonly string[] }
+  | ({ readonly type: typeof HELLO } & Hello)
   | {
     readonly type: typeof INVOKE;
     readonly id: number;
@@ -97,7 +130,22 @@ export type InvocationMessage =
     readonly header: ResultHeader;
     readonly chunk: Uint8Array;
   }
-  | { readonly type: typeof CANCEL; readonly id: number };
+  | { readonly type: typeof CANCEL; readonly id: number }
+  | {
+    readonly type: typeof BLOB;
+    readonly id: number;
+    readonly end: boolean;
+    readonly header: BlobHeader;
+    readonly chunk: Uint8Array;
+  }
+  | {
+    readonly type: typeof DEPLOY;
+    readonly id: number;
+    readonly end: boolean;
+    readonly header: DeployHeader;
+    readonly chunk: Uint8Array;
+  }
+  | { readonly type: typeof READY; readonly id: number; readonly ready: ReadyReport };
 
 /** A peer sent a message that breaks the protocol. */
 export class InvocationProtocolError extends Error {
@@ -115,10 +163,21 @@ function frame(type: number, end: boolean, id: number, size: number): [Uint8Arra
   return [out, MESSAGE_HEADER_LEN];
 }
 
-/** HELLO: the functions this sat can run. */
-export function encodeHello(functions: readonly string[]): Uint8Array {
-  const text = encoder.encode(JSON.stringify({ functions }));
+/** HELLO: the functions this sat can run (and, optionally, what it holds and takes). */
+export function encodeHello(
+  functions: readonly string[],
+  more: Omit<Hello, "functions"> = {},
+): Uint8Array {
+  const text = encoder.encode(JSON.stringify({ ...more, functions }));
   const [out, offset] = frame(HELLO, true, 0, text.length);
+  out.set(text, offset);
+  return out;
+}
+
+/** READY: the sat's answer to DEPLOY `generation`. */
+export function encodeReady(generation: number, report: Record<string, unknown>): Uint8Array {
+  const text = encoder.encode(JSON.stringify(report));
+  const [out, offset] = frame(READY, true, generation, text.length);
   out.set(text, offset);
   return out;
 }
@@ -142,9 +201,9 @@ export function encodeCancel(id: number): Uint8Array {
  * @throws RangeError when the JSON header exceeds MAX_JSON_HEADER_LEN
  */
 export function encodeWithBody(
-  type: typeof INVOKE | typeof RESULT,
+  type: typeof INVOKE | typeof RESULT | typeof BLOB | typeof DEPLOY,
   id: number,
-  header: InvokeHeader | ResultHeader,
+  header: InvokeHeader | ResultHeader | BlobHeader | DeployHeader,
   body: Uint8Array,
 ): Uint8Array[] {
   // Encode the JSON straight into the message (UTF-8 takes at most 3 bytes per UTF-16 unit),
@@ -243,15 +302,20 @@ export function decodeInvocationMessage(bytes: Uint8Array): InvocationMessage {
   };
   switch (type) {
     case HELLO: {
-      const hello = parseJson(rest) as { functions?: unknown };
-      if (
-        id !== 0 || !end || !Array.isArray(hello?.functions) ||
-        !hello.functions.every((f) => typeof f === "string")
-      ) {
-        throw new InvocationProtocolError("HELLO has the wrong shape");
-      }
-      return { type, functions: hello.functions as string[] };
+      if (id !== 0 || !end) throw new InvocationProtocolError("HELLO has the wrong shape");
+      return { type, ...checkHello(parseJson(rest)) };
     }
+    case BLOB: {
+      const [json, chunk] = withHeader();
+      return { type, id, end, header: checkBlobHeader(json), chunk };
+    }
+    case DEPLOY: {
+      const [json, chunk] = withHeader();
+      return { type, id, end, header: checkDeployHeader(json), chunk };
+    }
+    case READY:
+      if (!end) throw new InvocationProtocolError("READY has the wrong shape");
+      return { type, id, ready: checkReadyReport(parseJson(rest)) };
     case INVOKE: {
       const [json, chunk] = withHeader();
       return { type, id, end, header: checkInvokeHeader(json), chunk };

@@ -13,6 +13,14 @@ export {
   type ResultHeader,
 } from "./invocation_codec.ts";
 export {
+  type BlobHeader,
+  type DeployManifest,
+  type ReadyReport,
+  type SatConfig,
+  sha256Hex,
+} from "./deployment_codec.ts";
+export {
+  DeploymentError,
   type InvokeOptions,
   type InvokeOutcome,
   OutputTooLargeError,
@@ -21,6 +29,7 @@ export {
   SatGoneError,
 } from "./sat_connection.ts";
 export {
+  type Delivery,
   type InvocationRunner,
   type RunOutcome,
   serveInvocations,

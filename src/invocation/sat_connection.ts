@@ -8,17 +8,22 @@
 import type { SecureChannel } from "../channel/mod.ts";
 import { concatBytes } from "../wire/mod.ts";
 import {
+  BLOB,
   BODY,
   decodeInvocationMessage,
+  DEPLOY,
   encodeCancel,
   encodeWithBody,
   HELLO,
+  type Hello,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
+  READY,
   RESULT,
   type ResultHeader,
 } from "./invocation_codec.ts";
+import type { DeployManifest } from "./deployment_codec.ts";
 
 /** The sat went away (channel closed or broke) before the invocation finished. */
 export class SatGoneError extends Error {
@@ -46,6 +51,11 @@ export interface InvokeOptions {
   readonly signal?: AbortSignal;
   /** Largest output accepted; default 64 MiB. */
   readonly maxOutputBytes?: number;
+}
+
+/** A sat refused or failed a deployment. */
+export class DeploymentError extends Error {
+  override readonly name = "DeploymentError";
 }
 
 /** Options of SatConnection.accept. */
@@ -76,16 +86,26 @@ interface Pending {
  */
 export class SatConnection {
   readonly #channel: SecureChannel;
-  readonly #functions: ReadonlySet<string>;
+  readonly #functions: Map<string, string>;
+  readonly #delivery: boolean;
+  /** Digests of the files the sat holds (cached, its own, or delivered on this channel). */
+  readonly #holds: Set<string>;
+  readonly #deploys = new Map<
+    number,
+    { resolve: (f: Record<string, string>) => void; reject: (e: Error) => void }
+  >();
+  #deploying: Promise<unknown> = Promise.resolve();
   readonly #pending = new Map<number, Pending>();
   readonly #closed: Promise<Error | undefined>;
   #nextId = 1;
   #error: Error | undefined;
   #ended = false;
 
-  private constructor(channel: SecureChannel, functions: readonly string[]) {
+  private constructor(channel: SecureChannel, hello: Hello) {
     this.#channel = channel;
-    this.#functions = new Set(functions);
+    this.#functions = new Map(hello.functions.map((key) => [key, hello.digests?.[key] ?? ""]));
+    this.#delivery = hello.delivery ?? false;
+    this.#holds = new Set([...hello.cached ?? [], ...Object.values(hello.digests ?? {})]);
     this.#closed = this.#readLoop();
   }
 
@@ -110,7 +130,7 @@ export class SatConnection {
       if (!first) throw new InvocationProtocolError("the sat closed before its HELLO");
       const message = decodeInvocationMessage(first);
       if (message.type !== HELLO) throw new InvocationProtocolError("expected HELLO first");
-      return new SatConnection(channel, message.functions);
+      return new SatConnection(channel, message);
     } catch (error) {
       await channel.close();
       throw error;
@@ -124,9 +144,99 @@ export class SatConnection {
     return this.#channel.peer;
   }
 
-  /** The functions the sat announced. */
-  get functions(): ReadonlySet<string> {
+  /** The functions the sat runs now: key → SHA-256 of its module ("" when not announced). */
+  get functions(): ReadonlyMap<string, string> {
     return this.#functions;
+  }
+
+  /** True when the sat takes runnables from the proxy. */
+  get delivery(): boolean {
+    return this.#delivery;
+  }
+
+  /**
+   * Delivers a deployment: sends each file of `manifest` the sat does not hold (from `files`,
+   * by digest), then the manifest, and waits for the sat to switch to it. Deployments to one
+   * sat apply in the order they are made.
+   *
+   * @returns the functions the sat runs afterwards (also in {@linkcode functions})
+   * @throws DeploymentError when the sat refuses it or does not answer within `timeoutMs`;
+   *   SatGoneError when the channel ends first
+   */
+  deploy(
+    manifest: DeployManifest,
+    files: ReadonlyMap<string, Uint8Array>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<ReadonlyMap<string, string>> {
+    const run = this.#deploying.then(() => this.#deployNow(manifest, files, options.timeoutMs));
+    this.#deploying = run.catch(() => {});
+    return run;
+  }
+
+  async #deployNow(
+    manifest: DeployManifest,
+    files: ReadonlyMap<string, Uint8Array>,
+    timeoutMs = 60_000,
+  ): Promise<ReadonlyMap<string, string>> {
+    if (this.#ended) throw new SatGoneError("the sat is not connected");
+    const wanted = new Set([
+      ...Object.values(manifest.runnables),
+      ...Object.values(manifest.static),
+    ]);
+    try {
+      for (const sha256 of wanted) {
+        if (this.#holds.has(sha256)) continue;
+        const bytes = files.get(sha256);
+        if (!bytes) throw new DeploymentError(`no file with digest ${sha256} to deliver`);
+        for (
+          const message of encodeWithBody(
+            BLOB,
+            this.#allocateId(),
+            { sha256, size: bytes.length },
+            bytes,
+          )
+        ) {
+          await this.#channel.send(message);
+        }
+        this.#holds.add(sha256);
+      }
+      const id = this.#allocateId();
+      const json = new TextEncoder().encode(JSON.stringify(manifest));
+      const ready = new Promise<Record<string, string>>((resolve, reject) => {
+        this.#deploys.set(id, { resolve, reject });
+      });
+      for (const message of encodeWithBody(DEPLOY, id, { size: json.length }, json)) {
+        await this.#channel.send(message);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const functions = await Promise.race([
+        ready,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new DeploymentError(`the sat did not apply the deployment within ${timeoutMs} ms`),
+              ),
+            timeoutMs,
+          );
+        }),
+      ]).finally(() => {
+        clearTimeout(timer);
+        this.#deploys.delete(id);
+      });
+      this.#functions.clear();
+      for (const [key, sha256] of Object.entries(functions)) this.#functions.set(key, sha256);
+      return this.#functions;
+    } catch (error) {
+      if (error instanceof DeploymentError) throw error;
+      throw this.#ended ? new SatGoneError("the sat went away", { cause: error }) : error;
+    }
+  }
+
+  #allocateId(): number {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
+    return id;
   }
 
   /** Invocations sent and not yet finished. */
@@ -157,8 +267,7 @@ export class SatConnection {
   ): Promise<InvokeOutcome> {
     if (this.#ended) throw new SatGoneError("the sat is not connected");
     options.signal?.throwIfAborted();
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
+    const id = this.#allocateId();
     const result = new Promise<InvokeOutcome>((resolve, reject) => {
       this.#pending.set(id, {
         resolve,
@@ -215,6 +324,13 @@ export class SatConnection {
         bytes = await this.#channel.receive()
       ) {
         const message = decodeInvocationMessage(bytes);
+        if (message.type === READY) {
+          const deploy = this.#deploys.get(message.id);
+          if (!deploy) throw new InvocationProtocolError("READY for no deployment");
+          if (message.ready.ok) deploy.resolve(message.ready.functions);
+          else deploy.reject(new DeploymentError(message.ready.error));
+          continue;
+        }
         if (message.type !== RESULT && message.type !== BODY) {
           throw new InvocationProtocolError(`unexpected message type ${message.type} from a sat`);
         }
@@ -257,6 +373,9 @@ export class SatConnection {
     await this.#channel.close();
     for (const id of [...this.#pending.keys()]) {
       this.#settle(id, undefined, new SatGoneError("the sat went away", { cause: this.#error }));
+    }
+    for (const deploy of this.#deploys.values()) {
+      deploy.reject(new SatGoneError("the sat went away", { cause: this.#error }));
     }
     return failure;
   }

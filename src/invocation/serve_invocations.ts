@@ -8,17 +8,25 @@
 import type { SecureChannel } from "../channel/mod.ts";
 import { concatBytes } from "../wire/mod.ts";
 import {
+  BLOB,
   BODY,
   CANCEL,
   decodeInvocationMessage,
+  DEPLOY,
   encodeHello,
+  encodeReady,
   encodeWithBody,
+  type Hello,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
   RESULT,
   type ResultHeader,
 } from "./invocation_codec.ts";
+import type { DeployManifest } from "./deployment_codec.ts";
+import { Transfers } from "./_transfers.ts";
+
+const NO_DELIVERY = "this sat runs only its own runnables (it was started with --runnables)";
 
 /** What running an invocation gives. */
 export type RunOutcome =
@@ -43,6 +51,25 @@ export interface ServeInvocationsOptions {
   readonly maxBodyBytes?: number;
   /** Most invocations running at once; more get a 503 error result. Default 256. */
   readonly maxInFlight?: number;
+  /** What HELLO says beside the function names (digests, cached files, delivery). */
+  readonly hello?: Omit<Hello, "functions">;
+  /** Takes deployments from the proxy; without it a DEPLOY is answered with an error. */
+  readonly delivery?: Delivery;
+}
+
+/** The sat's side of runnable delivery. */
+export interface Delivery {
+  /**
+   * Keeps a delivered file, after checking that its content has digest `sha256`.
+   *
+   * @throws Error when it does not (the deployment then fails)
+   */
+  store(sha256: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Switches to the runnables and configuration of `manifest` (every file it names was
+   * stored or was cached before); resolves with the functions now served, key → SHA-256.
+   */
+  deploy(manifest: DeployManifest): Promise<Record<string, string>>;
 }
 
 interface Incoming {
@@ -71,6 +98,35 @@ export async function serveInvocations(
   const maxInFlight = options.maxInFlight ?? 256;
   const incoming = new Map<number, Incoming>();
   const running = new Map<number, AbortController>();
+  const transfers = new Transfers();
+  // Deployments apply one after the other, each after the files sent before it are stored.
+  let deploying: Promise<unknown> = Promise.resolve();
+  const delivery = options.delivery;
+
+  const onTransfer = (done: ReturnType<Transfers["add"]>) => {
+    if (!done) return;
+    if (done.kind === "blob") {
+      const { sha256, bytes } = done;
+      deploying = deploying.then(() =>
+        delivery ? delivery.store(sha256, bytes) : Promise.reject(new Error(NO_DELIVERY))
+      ).catch((error) => (blobError ??= (error as Error).message));
+      return;
+    }
+    const { id, manifest } = done;
+    deploying = deploying.then(async () => {
+      let report: Record<string, unknown>;
+      try {
+        if (!delivery) throw new Error(NO_DELIVERY);
+        if (blobError !== undefined) throw new Error(blobError);
+        report = { functions: await delivery.deploy(manifest) };
+      } catch (error) {
+        report = { error: (error as Error).message };
+      }
+      blobError = undefined;
+      await channel.send(encodeReady(id, report)).catch(() => {});
+    });
+  };
+  let blobError: string | undefined;
 
   const reply = async (id: number, outcome: RunOutcome) => {
     const header: ResultHeader = outcome.ok
@@ -111,7 +167,7 @@ export async function serveInvocations(
 
   let failure: Error | undefined;
   try {
-    await channel.send(encodeHello(functions));
+    await channel.send(encodeHello(functions, options.hello));
     for (let bytes = await channel.receive(); bytes; bytes = await channel.receive()) {
       const message = decodeInvocationMessage(bytes);
       if (message.type === INVOKE) {
@@ -125,6 +181,13 @@ export async function serveInvocations(
           incoming.delete(message.id);
           start(message.id, request);
         }
+      } else if (message.type === BLOB || message.type === DEPLOY) {
+        if (incoming.has(message.id) || running.has(message.id)) {
+          throw new InvocationProtocolError(`transfer id ${message.id} is already in use`);
+        }
+        onTransfer(transfers.start(message));
+      } else if (message.type === BODY && transfers.has(message.id)) {
+        onTransfer(transfers.add(message.id, message.chunk, message.end));
       } else if (message.type === BODY) {
         const request = incoming.get(message.id);
         if (!request) continue; // cancelled before its body ended

@@ -1,15 +1,17 @@
 /**
- * Hot reload of Directive.yaml: the proxy watches the file and swaps its routes when a new
- * version validates; a broken version is refused with every problem logged as
+ * Hot reload of Directive.yaml: the proxy watches the file, the runnables it names and
+ * `static/`, and when a new version validates it first rolls the new deployment out to the
+ * sats, then swaps its routes; a broken version is refused with every problem logged as
  * file:line:column, and the last good routes keep serving. Requests in flight finish on the
  * handler they started with.
  *
  * @module
  */
 
-import { basename, dirname } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Logger } from "../cli/mod.ts";
-import { type Directive, loadDirectiveFile } from "../directive/mod.ts";
+import type { Directive } from "../directive/mod.ts";
+import { type Deployment, loadDeployment } from "./deployment.ts";
 import type { RouteResolution } from "./proxy_handler.ts";
 import { routeResolver } from "./route_resolver.ts";
 
@@ -19,6 +21,10 @@ const SETTLE_MS = 100;
 /** Options of DirectiveReloader.start. */
 export interface DirectiveReloaderOptions {
   readonly log: Logger;
+  /** `--runnables DIR`: where runnables are, instead of beside the Directive. */
+  readonly runnablesDir?: string;
+  /** Rolls a new deployment out to the sats; the routes swap once it resolves. */
+  readonly apply?: (deployment: Deployment) => Promise<void>;
   /** Called after each successful reload. */
   readonly onReload?: (directive: Directive) => void;
 }
@@ -35,35 +41,41 @@ export interface DirectiveReloaderOptions {
 export class DirectiveReloader {
   readonly #path: string;
   readonly #options: DirectiveReloaderOptions;
-  readonly #watcher: Deno.FsWatcher;
-  readonly #watching: Promise<void>;
+  #watcher: Deno.FsWatcher | undefined;
+  #watched = "";
   #resolve: (method: string, path: string) => RouteResolution;
-  #directive: Directive;
+  #deployment: Deployment;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #reloading: Promise<void> = Promise.resolve();
+  #closed = false;
 
-  private constructor(path: string, directive: Directive, options: DirectiveReloaderOptions) {
+  private constructor(path: string, deployment: Deployment, options: DirectiveReloaderOptions) {
     this.#path = path;
     this.#options = options;
-    this.#directive = directive;
-    this.#resolve = routeResolver(directive);
-    // Watch the folder: editors often replace the file (write + rename) rather than modify it.
-    this.#watcher = Deno.watchFs(dirname(path), { recursive: false });
-    this.#watching = this.#watch();
+    this.#deployment = deployment;
+    this.#resolve = routeResolver(deployment.directive);
+    this.#watch();
   }
 
   /**
-   * Loads the file and starts watching it.
+   * Loads the Directive and what it names, and starts watching them.
    *
-   * @throws DirectiveError when the file is invalid (nothing to fall back on yet)
+   * @throws DirectiveError when the Directive is invalid or names an fn no file provides
+   *   (nothing to fall back on yet)
    */
   static async start(path: string, options: DirectiveReloaderOptions): Promise<DirectiveReloader> {
-    return new DirectiveReloader(path, await loadDirectiveFile(path), options);
+    const deployment = await loadDeployment(path, { runnablesDir: options.runnablesDir });
+    return new DirectiveReloader(path, deployment, options);
   }
 
   /** The Directive in force. */
   get directive(): Directive {
-    return this.#directive;
+    return this.#deployment.directive;
+  }
+
+  /** The deployment in force. */
+  get deployment(): Deployment {
+    return this.#deployment;
   }
 
   /** Resolves a request against the Directive in force. */
@@ -73,36 +85,70 @@ export class DirectiveReloader {
 
   /** Stops watching. */
   async close(): Promise<void> {
+    this.#closed = true;
     clearTimeout(this.#timer);
-    this.#watcher.close();
-    await this.#watching;
+    this.#watcher?.close();
     await this.#reloading;
   }
 
-  async #watch(): Promise<void> {
-    const name = basename(this.#path);
-    try {
-      for await (const event of this.#watcher) {
-        if (!event.paths.some((p) => basename(p) === name)) continue;
-        clearTimeout(this.#timer);
-        this.#timer = setTimeout(() => {
-          this.#reloading = this.#reloading.then(() => this.#reload());
-        }, SETTLE_MS);
+  /**
+   * (Re)starts watching the folders of the Directive, of each runnable file and `static/`:
+   * folders, not files, because editors and build tools often replace a file (write + rename).
+   */
+  #watch(): void {
+    const dirs = new Set([dirname(this.#path), join(dirname(this.#path), "static")]);
+    for (const file of this.#deployment.sources.values()) dirs.add(dirname(file));
+    const existing = [...dirs].filter((dir) => {
+      try {
+        return Deno.statSync(dir).isDirectory;
+      } catch {
+        return false;
       }
-    } catch {
-      // The watcher was closed.
-    }
+    }).sort();
+    const key = existing.join("\n");
+    if (key === this.#watched && this.#watcher) return;
+    this.#watcher?.close();
+    this.#watched = key;
+    const watcher = Deno.watchFs(existing, { recursive: false });
+    this.#watcher = watcher;
+    const relevant = (path: string) =>
+      resolve(path) === resolve(this.#path) || path.endsWith(".wasm") ||
+      resolve(path).startsWith(resolve(dirname(this.#path), "static") + "/");
+    (async () => {
+      try {
+        for await (const event of watcher) {
+          if (!event.paths.some(relevant)) continue;
+          clearTimeout(this.#timer);
+          this.#timer = setTimeout(() => {
+            this.#reloading = this.#reloading.then(() => this.#reload());
+          }, SETTLE_MS);
+        }
+      } catch {
+        // The watcher was closed.
+      }
+    })();
   }
 
   async #reload(): Promise<void> {
     const { log } = this.#options;
+    if (this.#closed) return;
     try {
-      const directive = await loadDirectiveFile(this.#path);
+      const deployment = await loadDeployment(this.#path, {
+        runnablesDir: this.#options.runnablesDir,
+      });
+      const same = JSON.stringify(deployment.manifest) ===
+          JSON.stringify(this.#deployment.manifest) &&
+        JSON.stringify(deployment.directive) === JSON.stringify(this.#deployment.directive);
+      if (same) return;
+      await this.#options.apply?.(deployment);
+      const directive = deployment.directive;
       this.#resolve = routeResolver(directive);
-      this.#directive = directive;
+      this.#deployment = deployment;
+      this.#watch();
       log.info("reloaded the Directive", {
         file: this.#path,
         handlers: directive.handlers.length,
+        runnables: Object.keys(deployment.manifest.runnables).length,
       });
       this.#options.onReload?.(directive);
     } catch (error) {

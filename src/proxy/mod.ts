@@ -24,3 +24,10 @@ export { routeResolver } from "./route_resolver.ts";
 export { SatRegistry } from "./sat_registry.ts";
 export { DirectiveReloader, type DirectiveReloaderOptions } from "./directive_reloader.ts";
 export { Scheduler } from "./scheduler.ts";
+export {
+  type Deployment,
+  loadDeployment,
+  type LoadDeploymentOptions,
+  MAX_RUNNABLE_BYTES,
+} from "./deployment.ts";
+export { fnKey, RunnableLocator } from "./runnable_locator.ts";

@@ -20,6 +20,7 @@ import type { Logger } from "../cli/mod.ts";
 import { atmoStringMap, type HandlerBase, runSteps, type StepsOutcome } from "../directive/mod.ts";
 import { concatBytes } from "../wire/mod.ts";
 import type { SatRegistry } from "./sat_registry.ts";
+import { fnKey } from "./runnable_locator.ts";
 
 /** What a route resolves to. */
 export type RouteResolution =
@@ -280,8 +281,8 @@ export function createProxyHandler(
         const { socket, response } = Deno.upgradeWebSocket(request);
         serveStream(socket, (message) =>
           runSteps(route.handler, (fn, state) =>
-            invoke(fn.name, {
-              fn: fn.name,
+            invoke(fnKey(fn), {
+              fn: fnKey(fn),
               method: request.method,
               url: url.path + url.query,
               requestId: `${requestId}-${newRequestId()}`,
@@ -296,7 +297,7 @@ export function createProxyHandler(
       const initial = route.seedStateFromHeader ? stateFromHeader(request) : undefined;
       const outcome = await runSteps(route.handler, (fn, state) => {
         const header: InvokeHeader = {
-          fn: fn.name,
+          fn: fnKey(fn),
           method: request.method,
           url: url.path + url.query,
           requestId,
@@ -304,7 +305,7 @@ export function createProxyHandler(
           params: route.params,
           ...(state.size > 0 ? { state: encodeState(state) } : {}),
         };
-        return invoke(fn.name, header, body, request.signal);
+        return invoke(header.fn, header, body, request.signal);
       }, initial);
       if (!outcome.ok) {
         const code = outcome.code >= 200 && outcome.code <= 599 ? outcome.code : 500;

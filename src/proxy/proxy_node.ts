@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type Identity, SecureChannel, TrustError, type TrustPolicy } from "../channel/mod.ts";
 import { readStateFile, writeStateFile } from "../channel/state_dir.ts";
 import { formatHostPort, type HostPort, type Logger } from "../cli/mod.ts";
-import { SatConnection } from "../invocation/mod.ts";
+import { DeploymentError, SatConnection } from "../invocation/mod.ts";
 import {
   Backoff,
   connectRelay,
@@ -22,6 +22,7 @@ import {
 import type { MessageTransport } from "../wire/mod.ts";
 import { createProxyHandler, type RouteResolution } from "./proxy_handler.ts";
 import { SatRegistry } from "./sat_registry.ts";
+import type { Deployment } from "./deployment.ts";
 
 /** Where the proxy remembers its forwarding address, inside its state folder. */
 export const ADDRESS_FILE_NAME = "proxy.json";
@@ -51,6 +52,13 @@ export interface ProxyNodeOptions {
   readonly ticketTtlMs?: number;
   /** The command sats are started with, before its flags; default "deno task sat". */
   readonly satCommand?: string;
+  /**
+   * What sats run: delivered to each sat that takes deliveries, and the only module digests a
+   * sat is picked with. Without it, sats run what they announce.
+   */
+  readonly deployment?: Deployment;
+  /** How long a sat may take to apply a deployment; default 60 s. */
+  readonly deployTimeoutMs?: number;
 }
 
 /**
@@ -73,6 +81,8 @@ export class ProxyNode {
   #listener: LinkListener | undefined;
   #relayLoop: Promise<void> = Promise.resolve();
   #ticketTimer: ReturnType<typeof setTimeout> | undefined;
+  #deployment: Deployment | undefined;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #registered!: (address: string) => void;
   #failed!: (error: Error) => void;
 
@@ -81,6 +91,8 @@ export class ProxyNode {
     this.#sats = new SatRegistry(() =>
       options.log.debug("sats connected", { count: this.#sats.size })
     );
+    this.#deployment = options.deployment;
+    if (options.deployment) this.#sats.accept(digestsOf(options.deployment));
     const handler = createProxyHandler({
       resolve: options.resolve,
       sats: this.#sats,
@@ -140,10 +152,58 @@ export class ProxyNode {
     return this.#sats;
   }
 
+  /**
+   * Rolls a new deployment out: every connected sat that takes deliveries gets it, and sats
+   * running the old or the new modules are both picked until the rollout is done and requests
+   * of the old version had time to finish (the invocation time limit). Resolves when every sat
+   * has answered (or failed, which is logged: that sat keeps serving what still matches).
+   */
+  async rollOut(deployment: Deployment): Promise<void> {
+    const old = this.#deployment;
+    this.#deployment = deployment;
+    clearTimeout(this.#graceTimer);
+    const both = digestsOf(deployment);
+    if (old) {
+      for (const [key, digests] of digestsOf(old)) {
+        both.set(key, new Set([...digests, ...both.get(key) ?? []]));
+      }
+    }
+    this.#sats.accept(both);
+    await Promise.all(this.#sats.all().map((sat) => this.#deployTo(sat, deployment)));
+    this.#graceTimer = setTimeout(() => {
+      if (this.#deployment === deployment) this.#sats.accept(digestsOf(deployment));
+    }, this.#options.timeoutMs ?? 30_000);
+  }
+
+  async #deployTo(sat: SatConnection, deployment: Deployment): Promise<void> {
+    if (!sat.delivery || sat.ended) return;
+    const { log } = this.#options;
+    const started = performance.now();
+    try {
+      const functions = await sat.deploy(deployment.manifest, deployment.files, {
+        timeoutMs: this.#options.deployTimeoutMs,
+      });
+      log.info("sat runs the deployment", {
+        sat: sat.peer,
+        functions: [...functions.keys()],
+        ms: Math.round(performance.now() - started),
+      });
+    } catch (error) {
+      if (sat.ended) return;
+      log.warn(
+        error instanceof DeploymentError
+          ? "a sat refused the deployment"
+          : "could not deliver the deployment",
+        { sat: sat.peer, error: (error as Error).message },
+      );
+    }
+  }
+
   /** Stops accepting, closes every channel and the HTTP server. */
   async close(): Promise<void> {
     this.#stop.abort();
     clearTimeout(this.#ticketTimer);
+    clearTimeout(this.#graceTimer);
     this.#listener?.close();
     this.#network?.close();
     for (const transport of this.#pendingHandshakes) transport.close();
@@ -244,7 +304,12 @@ export class ProxyNode {
         }
         const sat = await SatConnection.accept(channel);
         this.#sats.add(sat);
-        log.info("sat connected", { sat: sat.peer, functions: [...sat.functions] });
+        log.info("sat connected", {
+          sat: sat.peer,
+          functions: [...sat.functions.keys()],
+          delivery: sat.delivery,
+        });
+        if (this.#deployment) await this.#deployTo(sat, this.#deployment);
         const error = await sat.closed;
         log.info("sat disconnected", { sat: sat.peer, error: error?.message });
       } catch (error) {
@@ -258,6 +323,13 @@ export class ProxyNode {
       }
     })();
   }
+}
+
+/** The module digest of each fn of `deployment`. */
+function digestsOf(deployment: Deployment): Map<string, Set<string>> {
+  return new Map(
+    Object.entries(deployment.manifest.runnables).map(([key, sha]) => [key, new Set([sha])]),
+  );
 }
 
 async function readRememberedAddress(stateDir: string): Promise<string | undefined> {

@@ -18,6 +18,8 @@ import type { SatConnection } from "../invocation/mod.ts";
 export class SatRegistry {
   readonly #sats = new Set<SatConnection>();
   readonly #onChange: (() => void) | undefined;
+  /** Module digests the proxy accepts per fn key; undefined: any (no deployment given). */
+  #accepted: ReadonlyMap<string, ReadonlySet<string>> | undefined;
 
   /** @param onChange called after a sat joins or leaves */
   constructor(onChange?: () => void) {
@@ -44,11 +46,25 @@ export class SatRegistry {
     return [...this.#sats];
   }
 
-  /** The connected sat with fewest invocations in flight that can run `fn`, if any. */
+  /**
+   * Sets which module digests may serve each fn: a sat is picked for `fn` only when its copy
+   * has one of them. While a deployment rolls out, both the old and the new digest are accepted.
+   */
+  accept(digests: ReadonlyMap<string, ReadonlySet<string>>): void {
+    this.#accepted = digests;
+  }
+
+  /**
+   * The connected sat with fewest invocations in flight that runs `fn` with an accepted
+   * module, if any.
+   */
   pick(fn: string): SatConnection | undefined {
     let best: SatConnection | undefined;
+    const accepted = this.#accepted?.get(fn);
     for (const sat of this.#sats) {
-      if (sat.ended || !sat.functions.has(fn)) continue;
+      if (sat.ended) continue;
+      const digest = sat.functions.get(fn);
+      if (digest === undefined || (this.#accepted && !accepted?.has(digest))) continue;
       if (!best || sat.inFlight < best.inFlight) best = sat;
     }
     return best;

@@ -9,6 +9,7 @@
 import type { Logger } from "../cli/mod.ts";
 import { runSteps, type Schedule } from "../directive/mod.ts";
 import type { Invoker } from "./proxy_handler.ts";
+import { fnKey } from "./runnable_locator.ts";
 
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
@@ -61,8 +62,8 @@ export class Scheduler {
       const outcome = await runSteps(
         { steps: schedule.steps, response: "" },
         (fn, state) =>
-          this.#invoke(fn.name, {
-            fn: fn.name,
+          this.#invoke(fnKey(fn), {
+            fn: fnKey(fn),
             method: "SCHED",
             url: "",
             requestId,

@@ -7,3 +7,9 @@
 export { SatNode, type SatNodeOptions } from "./sat_node.ts";
 export { wasmRunner } from "./wasm_runner.ts";
 export { createStandaloneHandler, type StandaloneHandlerOptions } from "./standalone_handler.ts";
+export {
+  DeployedRunnables,
+  type DeployedRunnablesOptions,
+  type HostServices,
+} from "./deployed_runnables.ts";
+export { runnableDigests } from "./runnable_digests.ts";

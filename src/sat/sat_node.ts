@@ -18,6 +18,7 @@ import {
 import { formatHostPort, type HostPort, type Logger } from "../cli/mod.ts";
 import { type InvocationRunner, serveInvocations } from "../invocation/mod.ts";
 import { Backoff, connectRelay, type LinkNetwork } from "../link/mod.ts";
+import type { DeployedRunnables } from "./deployed_runnables.ts";
 
 /** Options of SatNode.start. */
 export interface SatNodeOptions {
@@ -29,10 +30,14 @@ export interface SatNodeOptions {
   readonly ticket?: string;
   readonly identity: Identity;
   readonly trust: TrustPolicy;
-  /** The functions this sat runs, announced to the proxy. */
+  /** The functions this sat runs, announced to the proxy (ignored with `delivery`). */
   readonly functions: readonly string[];
-  /** Runs one invocation. */
+  /** SHA-256 of each function's module, announced so the proxy can check it is its own. */
+  readonly digests?: Readonly<Record<string, string>>;
+  /** Runs one invocation (ignored with `delivery`). */
   readonly runner: InvocationRunner;
+  /** Takes the runnables the proxy delivers, instead of fixed ones. */
+  readonly delivery?: DeployedRunnables;
   readonly log: Logger;
   /** Called once per established channel (for tests and the demo). */
   readonly onConnected?: (proxy: string) => void;
@@ -100,10 +105,18 @@ export class SatNode {
         backoff.reset();
         log.info("connected to the proxy", { proxy: channel.peer, fwd, relay });
         this.#options.onConnected?.(channel.peer);
+        const { delivery, digests } = this.#options;
+        const hello = delivery ? await delivery.hello() : undefined;
         const error = await serveInvocations(
           channel,
-          this.#options.functions,
-          this.#options.runner,
+          hello?.functions ?? this.#options.functions,
+          delivery?.runner ?? this.#options.runner,
+          delivery
+            ? {
+              delivery,
+              hello: { digests: hello!.digests, cached: hello!.cached, delivery: true },
+            }
+            : { hello: { digests: digests ?? {}, delivery: false } },
         );
         if (!signal.aborted) {
           log.warn("lost the proxy; reconnecting", { fwd, error: error?.message });
