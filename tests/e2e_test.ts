@@ -106,17 +106,22 @@ async function startNetwork(options: { tap?: boolean } = {}): Promise<Network> {
  * Starts a sat from a `deno task sat ...` line: as a user would (through a shell, from the
  * repo root) when `shell` is set, else as the task's own process, so that SIGKILL reaches it.
  */
-function startSat(net: Network, line: string, options: { home?: string; shell?: boolean } = {}) {
+function startSat(
+  net: Network,
+  line: string,
+  options: { home?: string; shell?: boolean; runnables?: string | false } = {},
+) {
   const env = { STRATOS_HOME: join(net.home, options.home ?? "sat-home") };
   const prefix = "deno task sat ";
   assert.ok(line.startsWith(prefix), line);
+  // By default the sat runs its own copies (--runnables); `runnables: false` runs it exactly as
+  // printed, taking what the proxy delivers.
+  const pinned = options.runnables === false
+    ? []
+    : ["--runnables", options.runnables ?? net.runnables];
   const sat = options.shell
-    ? Service.shell("sat", `exec ${line} --runnables ${net.runnables}`, env)
-    : Service.start(
-      "sat",
-      [...line.slice(prefix.length).split(" "), "--runnables", net.runnables],
-      env,
-    );
+    ? Service.shell("sat", ["exec", line, ...pinned].join(" "), env)
+    : Service.start("sat", [...line.slice(prefix.length).split(" "), ...pinned], env);
   net.services.push(sat);
   return sat;
 }
@@ -155,8 +160,18 @@ Deno.test("the reference design serves hello, my friend; the sat re-attaches wit
         `^deno task sat --fwd ${net.fwd} --relay 127\\.0\\.0\\.1:${net.relayPort} --ticket stratos-ticket-1\\.\\S+$`,
       ),
     );
-    const sat = startSat(net, net.satCommand, { shell: true });
+    // Exactly as printed: the sat needs nothing but the address and the ticket; the proxy
+    // delivers the runnables, which the sat caches under their SHA-256.
+    const sat = startSat(net, net.satCommand, { shell: true, runnables: false });
     assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+    const digest = new Uint8Array(
+      await crypto.subtle.digest(
+        "SHA-256",
+        await Deno.readFile(join(net.runnables, "helloworld-rs/helloworld-rs.wasm")),
+      ),
+    ).toHex();
+    const cached = await Deno.stat(join(net.home, "sat-home/sat/runnables", digest));
+    assert.equal(cached.mode! & 0o777, 0o600);
 
     // The ticket is used up: the proxy printed a fresh sat command for the next sat.
     const fresh = (await net.proxy.line(
@@ -191,6 +206,7 @@ Deno.test("the reference design serves hello, my friend; the sat re-attaches wit
     const again = startSat(
       net,
       `deno task sat --fwd ${net.fwd} --relay 127.0.0.1:${net.relayPort}`,
+      { runnables: false },
     );
     assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
     void again;
@@ -380,7 +396,7 @@ Deno.test("a proxy given a broken Directive exits 1 and names file, line and col
 Deno.test("editing Directive.yaml changes routes live; a broken edit keeps the last good one", async () => {
   const net = await startNetwork();
   try {
-    startSat(net, net.satCommand);
+    startSat(net, net.satCommand, { runnables: false });
     assert.equal((await whenServing(net)).status, 200);
     assert.equal((await post(net, "/greet", "x")).status, 404);
 
@@ -412,7 +428,86 @@ Deno.test("editing Directive.yaml changes routes live; a broken edit keeps the l
       net.proxy.stderr,
     );
     assert.deepEqual(await post(net, "/greet", "still"), { status: 200, text: "hello, still" });
+
+    // A new route with a new runnable: the proxy delivers it, nothing is done at the edge.
+    await Deno.mkdir(join(net.runnables, "counter"));
+    await Deno.copyFile(
+      join(ROOT, "tests/wasm/counter.wasm"),
+      join(net.runnables, "counter/counter.wasm"),
+    );
+    await Deno.writeTextFile(
+      net.directive,
+      DIRECTIVE.replaceAll("resource: /hello", "resource: /greet") +
+        "  - type: request\n    resource: /count\n    method: POST\n    steps:\n      - fn: counter\n",
+    );
+    const counted = Date.now() + 15_000;
+    let count = await post(net, "/count", "");
+    while (count.status === 404 && Date.now() < counted) {
+      await new Promise((r) => setTimeout(r, 50));
+      count = await post(net, "/count", "");
+    }
+    // counter.wat answers its two counters after one increment: a clean instance gives "1,1".
+    assert.deepEqual(count, { status: 200, text: "1,1" });
+    assert.deepEqual(await post(net, "/greet", "again"), { status: 200, text: "hello, again" });
   } finally {
     await stopNetwork(net);
+  }
+});
+
+Deno.test("a sat running its own --runnables gets no fn whose copy differs from the proxy's", async () => {
+  const net = await startNetwork();
+  try {
+    // This edge's "helloworld-rs" is another module: the proxy must not send it /hello.
+    const other = join(net.home, "other-runnables");
+    await Deno.mkdir(other);
+    await Deno.copyFile(join(ROOT, "tests/wasm/slow.wasm"), join(other, "helloworld-rs.wasm"));
+    const sat = startSat(net, net.satCommand, { runnables: other });
+    const deadline = Date.now() + 20_000;
+    while (!net.proxy.stderr.includes("sat connected") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(net.proxy.stderr.includes("sat connected"), net.proxy.stderr);
+    const answer = await post(net, "/hello", "5");
+    assert.equal(answer.status, 503, answer.text);
+    assert.match(answer.text, /helloworld-rs/);
+    void sat;
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
+Deno.test("proxy --check validates Directive and runnables without network or keys", async () => {
+  const home = await Deno.makeTempDir({ prefix: "stratos-check-" });
+  try {
+    await Deno.mkdir(join(home, "runnables"));
+    await Deno.copyFile(
+      join(ROOT, "runnables/helloworld-rs/helloworld-rs.wasm"),
+      join(home, "runnables/helloworld-rs.wasm"),
+    );
+    const good = join(home, "Directive.yaml");
+    await Deno.writeTextFile(good, DIRECTIVE.split("  - type: request\n    resource: /slow")[0]!);
+    const env = { STRATOS_HOME: join(home, "state") };
+    const ok = Service.start("proxy", ["--check", "--directive", good], env);
+    assert.equal((await ok.exited()).code, 0, ok.stderr);
+    assert.deepEqual(ok.lines, [`${good}: ok`]);
+
+    const typo = join(home, "Typo.yaml");
+    await Deno.writeTextFile(
+      typo,
+      DIRECTIVE.split("  - type: request\n    resource: /slow")[0]!.replace(
+        "fn: helloworld-rs",
+        "fn: helloworld-r",
+      ),
+    );
+    const bad = Service.start("proxy", ["--check", "--directive", typo], env);
+    assert.equal((await bad.exited()).code, 1);
+    assert.match(
+      bad.stderr,
+      new RegExp(`^${typo}:9:\\d+: handlers\\[0\\]\\.steps\\[0\\]\\.fn: .*"helloworld-rs"`, "m"),
+    );
+    // Nothing was created: no identity, no state folder.
+    await assert.rejects(Deno.stat(join(home, "state")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(home, { recursive: true });
   }
 });
