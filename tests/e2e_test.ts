@@ -454,6 +454,53 @@ Deno.test("editing Directive.yaml changes routes live; a broken edit keeps the l
   }
 });
 
+Deno.test("hot reloads under load drop no request", async () => {
+  const net = await startNetwork();
+  try {
+    startSat(net, net.satCommand, { runnables: false });
+    assert.equal((await whenServing(net)).status, 200);
+    await Deno.mkdir(join(net.runnables, "counter"));
+    await Deno.copyFile(
+      join(ROOT, "tests/wasm/counter.wasm"),
+      join(net.runnables, "counter/counter.wasm"),
+    );
+    const withCounter = DIRECTIVE +
+      "  - type: request\n    resource: /count\n    method: POST\n    steps:\n      - fn: counter\n";
+    let stop = false;
+    const results: { status: number; text: string; i: number }[] = [];
+    const load = Array.from({ length: 16 }, async (_, worker) => {
+      for (let i = 0; !stop; i++) {
+        const n = worker * 100_000 + i;
+        results.push({ ...await post(net, "/hello", `friend ${n}`), i: n });
+      }
+    });
+    // Edits: a new route with a new runnable, a changed route, and a removal; each must be
+    // swapped in while /hello keeps answering.
+    const edits = [
+      withCounter,
+      withCounter.replace("resource: /chain", "resource: /chained"),
+      DIRECTIVE,
+    ];
+    const reloads = () => net.proxy.stderr.split("reloaded the Directive").length - 1;
+    for (const [n, edit] of edits.entries()) {
+      await Deno.writeTextFile(net.directive, edit);
+      const deadline = Date.now() + 15_000;
+      while (reloads() < n + 1 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(reloads(), n + 1, net.proxy.stderr);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    stop = true;
+    await Promise.all(load);
+    const failed = results.filter((r) => r.status !== 200 || r.text !== `hello, friend ${r.i}`);
+    assert.ok(results.length > 100, `only ${results.length} requests were made`);
+    assert.deepEqual(failed, [], `${failed.length} of ${results.length} requests failed`);
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
 Deno.test("a sat running its own --runnables gets no fn whose copy differs from the proxy's", async () => {
   const net = await startNetwork();
   try {
