@@ -314,10 +314,10 @@ const BROKEN: readonly { name: string; text: string; expected: string[] }[] = [
 `,
     expected: [
       'Directive.yaml:5:6: handlers[0].resource: "hello" must start with "/" (did you mean "/hello"?)',
-      'Directive.yaml:6:6: handlers[1].resource: "/a//b" has an empty segment ("//")',
+      'Directive.yaml:6:6: handlers[1].resource: "/a//b" has an empty segment ("//"); remove the extra "/"',
       'Directive.yaml:7:6: handlers[2].resource: "/files/*path/x": the catch-all "*path" must be the last segment',
       'Directive.yaml:8:6: handlers[3].resource: "/user_:name": a parameter must be a whole segment (write ":name" as a segment of its own)',
-      'Directive.yaml:9:6: handlers[4].resource: "/users/:id/:id" uses the name "id" twice',
+      'Directive.yaml:9:6: handlers[4].resource: "/users/:id/:id" uses the name "id" twice; give each parameter its own name',
       'Directive.yaml:10:6: handlers[5].resource: "/users/:" has a parameter without a name (like ":name")',
       'Directive.yaml:11:6: handlers[6].resource: "/search?q=1" must be a path only, without "?" or "#"',
     ],
@@ -334,7 +334,7 @@ const BROKEN: readonly { name: string; text: string; expected: string[] }[] = [
       - as: nothing
 `,
     expected: [
-      'Directive.yaml:8:9: handlers[0].steps[0]: has both "fn" and "group"; a step is exactly one of them',
+      'Directive.yaml:8:9: handlers[0].steps[0]: has both "fn" and "group"; a step is exactly one of them, so split it in two',
       'Directive.yaml:11:9: handlers[0].steps[1]: needs "fn" (one runnable) or "group" (runnables run together)',
     ],
   },
@@ -364,8 +364,8 @@ const BROKEN: readonly { name: string; text: string; expected: string[] }[] = [
 appVersion: v0.2.0
 `,
     expected: [
-      'Directive.yaml:7:5: handlers[0].method: duplicate key "method" (first at line 6)',
-      'Directive.yaml:10:1: appVersion: duplicate key "appVersion" (first at line 2)',
+      'Directive.yaml:7:5: handlers[0].method: duplicate key "method" (first at line 6); keep one of them',
+      'Directive.yaml:10:1: appVersion: duplicate key "appVersion" (first at line 2); keep one of them',
     ],
   },
   {
@@ -428,8 +428,8 @@ schedules: {name: x}
   - {resource: /users/:name, method: GET, steps: [fn: get-user]}
 `,
     expected: [
-      "Directive.yaml:8:6: handlers[3].resource: POST /hello is already handled by handlers[0] (line 5)",
-      "Directive.yaml:9:6: handlers[4].resource: GET /users/:name matches the same paths as GET /users/:id in handlers[1] (line 6)",
+      "Directive.yaml:8:6: handlers[3].resource: POST /hello is already handled by handlers[0] (line 5); change the method or the resource, or merge the two handlers",
+      "Directive.yaml:9:6: handlers[4].resource: GET /users/:name matches the same paths as GET /users/:id in handlers[1] (line 6); change the method or the resource, or merge the two handlers",
     ],
   },
   {
@@ -474,8 +474,8 @@ schedules: {name: x}
       - fn: com.example.app#default::hello-rs@v9.0.0
 `,
     expected: [
-      'Directive.yaml:8:9: handlers[0].steps[0].fn: "com.other.app#default::hello-rs@v0.1.0" names application "com.other.app", but this Directive\'s identifier is "com.example.app"',
-      'Directive.yaml:9:9: handlers[0].steps[1].fn: "com.example.app#default::hello-rs@v9.0.0" names version "v9.0.0", but this Directive\'s appVersion is "v0.1.0"',
+      'Directive.yaml:8:9: handlers[0].steps[0].fn: "com.other.app#default::hello-rs@v0.1.0" names application "com.other.app", but this Directive\'s identifier is "com.example.app"; leave "com.other.app#" out',
+      'Directive.yaml:9:9: handlers[0].steps[1].fn: "com.example.app#default::hello-rs@v9.0.0" names version "v9.0.0", but this Directive\'s appVersion is "v0.1.0"; leave "@v9.0.0" out',
     ],
   },
   {
@@ -499,9 +499,9 @@ schedules: {name: x}
           - fn: get-repos
 `,
     expected: [
-      'Directive.yaml:11:20: handlers[0].steps[0].group[1].with.user: no state key "get-user" yet (the state is empty here)',
-      'Directive.yaml:13:16: handlers[0].steps[1].with.repos: no state key "repos" yet (available: "get-user", "get-repos")',
-      'Directive.yaml:14:5: handlers[0].response: no state key "result" after the last step (available: "get-user", "get-repos", "render")',
+      'Directive.yaml:11:20: handlers[0].steps[0].group[1].with.user: state key "get-user" comes from another fn of this group, and the fns of a group run together; move this fn to a step after the group',
+      'Directive.yaml:13:16: handlers[0].steps[1].with.repos: no earlier step produces state key "repos"; name a key produced before this step (available: "get-user", "get-repos")',
+      'Directive.yaml:14:5: handlers[0].response: no step produces state key "result"; name a key the steps produce (available: "get-user", "get-repos", "render")',
       'Directive.yaml:15:5: handlers[1].response: is missing; the last step is a group, so name the state key to answer with (available: "get-user", "get-repos")',
     ],
   },
@@ -543,7 +543,7 @@ schedules: {name: x}
 `,
     expected: [
       "Directive.yaml:10:13: handlers[0].steps[0].group[1].group: cannot be nested in a group; list fn steps only",
-      "Directive.yaml:11:9: handlers[0].steps[0].as: belongs on each fn inside the group, not on the group",
+      "Directive.yaml:11:9: handlers[0].steps[0].as: belongs on each fn inside the group, not on the group; move it onto the fn",
     ],
   },
   {
@@ -563,8 +563,8 @@ schedules: {name: x}
     steps: [fn: hello-rs]
 `,
     expected: [
-      'Directive.yaml:7:5: handlers[0].source: only applies to type "stream"',
-      'Directive.yaml:8:5: handlers[0].respondTo: only applies to type "stream"',
+      'Directive.yaml:7:5: handlers[0].source: only applies to type "stream"; remove it, or set "type: stream"',
+      'Directive.yaml:8:5: handlers[0].respondTo: only applies to type "stream"; remove it, or set "type: stream"',
       'Directive.yaml:11:5: handlers[1].source: "nats" needs a NATS connection; add connections.nats.serverAddress',
       'Directive.yaml:14:5: handlers[2].type: "websocket" is not a handler type; use "request" or "stream"',
     ],
@@ -677,7 +677,7 @@ schedules:
   assert.deepEqual(problems(text), [
     'Directive.yaml:3:1: atmoVersion: "0.4.0" is not a semantic version with a leading "v" (did you mean "v0.4.0"?)',
     'Directive.yaml:8:9: handlers[0].steps[0].fn: no runnable named "get-usr" (did you mean "get-user"?)',
-    "Directive.yaml:9:5: handlers[1].resource: GET /users/:name matches the same paths as GET /users/:id in handlers[0] (line 5)",
+    "Directive.yaml:9:5: handlers[1].resource: GET /users/:name matches the same paths as GET /users/:id in handlers[0] (line 5); change the method or the resource, or merge the two handlers",
     "Directive.yaml:12:9: handlers[1].steps[0].forEach: forEach was removed in Atmo v0.4; loop inside a runnable, or list the calls as steps",
     'Directive.yaml:14:5: handlers[2].method: "post" is not an HTTP method (did you mean "POST"?)',
     'Directive.yaml:16:5: handlers[2].respnse: unknown key "respnse" (did you mean "response"?)',

@@ -186,7 +186,7 @@ export class NodeReader {
       if (this.#duplicateKeys.delete(keyAt) || entries.has(key)) {
         const first = entries.get(key);
         const where = first ? ` (first at line ${this.#lines.linePos(first.keyAt).line})` : "";
-        this.report(keyAt, keyPath, `duplicate key "${key}"${where}`);
+        this.report(keyAt, keyPath, `duplicate key "${key}"${where}; keep one of them`);
         continue;
       }
       if (key === "<<") {

@@ -44,7 +44,9 @@ export function parseResource(
   for (let i = 0; i < raw.length; i++) {
     const part = raw[i]!;
     const last = i === raw.length - 1;
-    if (part === "" && !last) return { error: `${quoted} has an empty segment ("//")` };
+    if (part === "" && !last) {
+      return { error: `${quoted} has an empty segment ("//"); remove the extra "/"` };
+    }
     const sigil = part[0];
     if (sigil === ":" || sigil === "*") {
       const name = part.slice(1);
@@ -58,7 +60,11 @@ export function parseResource(
             `(letters, digits, "_", "-"; a ${what} is a whole segment)`,
         };
       }
-      if (names.has(name)) return { error: `${quoted} uses the name "${name}" twice` };
+      if (names.has(name)) {
+        return {
+          error: `${quoted} uses the name "${name}" twice; give each parameter its own name`,
+        };
+      }
       names.add(name);
       if (sigil === "*" && !last) {
         return { error: `${quoted}: the catch-all "${part}" must be the last segment` };
@@ -76,7 +82,9 @@ export function parseResource(
     try {
       value = decodeURIComponent(part);
     } catch {
-      return { error: `${quoted} has malformed percent-encoding in "${part}"` };
+      return {
+        error: `${quoted} has malformed percent-encoding in "${part}"; write "%" itself as "%25"`,
+      };
     }
     segments.push({ kind: "static", value });
   }

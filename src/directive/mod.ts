@@ -39,6 +39,7 @@ export {
   type StreamHandler,
 } from "./directive.ts";
 export { DirectiveError, type DirectiveProblem, formatProblem } from "./directive_error.ts";
+export { DIRECTIVE_KEYS, RESERVED_PATHS } from "./directive_keys.ts";
 export {
   DEFAULT_NAMESPACE,
   MAX_DIRECTIVE_LEN,

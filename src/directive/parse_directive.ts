@@ -14,6 +14,10 @@
  * - `method` must be an upper-case HTTP method, and two request handlers may not serve the
  *   same method and resource (Atmo's router panicked at startup);
  * - a parameter must be a whole path segment (`/user_:name` is refused);
+ * - a route on exactly `/metrics`, `/health` or `/ready` (any method, request or WebSocket
+ *   stream) is refused: the proxy answers those paths itself before consulting the routes, so
+ *   the handler could never run. Parameter routes such as `/:page` stay allowed: they still
+ *   serve every other path;
  * - `source`/`respondTo` are refused on request handlers; group steps carry no `as`/`with`/
  *   `onErr` of their own (Atmo silently ignored them);
  * - `runnables` may be absent (a project Directive, before Subo bundles it).
@@ -48,8 +52,9 @@ import {
   type Fields,
   NodeReader,
 } from "./_node_reader.ts";
-import { parseResource, routeShape } from "./_resource.ts";
+import { parseResource, type ResourceSegment, routeShape } from "./_resource.ts";
 import { closest } from "./_suggest.ts";
+import { DIRECTIVE_KEYS, RESERVED_PATHS } from "./directive_keys.ts";
 
 /** Largest Directive accepted, in UTF-16 code units of text (1 MiB). */
 export const MAX_DIRECTIVE_LEN = 1 << 20;
@@ -70,38 +75,20 @@ export interface ParseDirectiveOptions {
 /** Default namespace of a runnable reference without `namespace::`. */
 export const DEFAULT_NAMESPACE = "default";
 
-const TOP_KEYS = [
-  "identifier",
-  "appVersion",
-  "atmoVersion",
-  "headless",
-  "handlers",
-  "schedules",
-  "authentication",
-  "connections",
-  "capabilities",
-  "queries",
-  "runnables",
-] as const;
-const HANDLER_KEYS = [
-  "type",
-  "resource",
-  "method",
-  "steps",
-  "response",
-  "source",
-  "respondTo",
-] as const;
-const FN_KEYS = ["fn", "as", "with", "onErr"] as const;
-const STEP_KEYS = [...FN_KEYS, "group", "forEach"] as const;
-const ON_ERR_KEYS = ["code", "any", "other"] as const;
-const SCHEDULE_KEYS = ["name", "every", "state", "steps"] as const;
-const EVERY_KEYS = ["seconds", "minutes", "hours", "days"] as const;
-const CONNECTION_KEYS = ["nats", "kafka", "database", "redis"] as const;
-const QUERY_KEYS = ["name", "query", "type", "varCount"] as const;
+const TOP_KEYS = DIRECTIVE_KEYS.directive;
+const HANDLER_KEYS = DIRECTIVE_KEYS.handler;
+const FN_KEYS = DIRECTIVE_KEYS.fn;
+const STEP_KEYS = DIRECTIVE_KEYS.step;
+const ON_ERR_KEYS = DIRECTIVE_KEYS.onErr;
+const SCHEDULE_KEYS = DIRECTIVE_KEYS.schedule;
+const EVERY_KEYS = DIRECTIVE_KEYS.every as readonly (keyof ScheduleEvery)[];
+const CONNECTION_KEYS = DIRECTIVE_KEYS.connections;
+const QUERY_KEYS = DIRECTIVE_KEYS.query;
 const QUERY_TYPES = ["insert", "select", "update", "delete"] as const;
-const RUNNABLE_KEYS = ["name", "namespace", "lang", "version", "apiVersion", "fqfn"] as const;
+const RUNNABLE_KEYS = DIRECTIVE_KEYS.runnable;
 const ERROR_ACTIONS: readonly ErrorAction[] = ["continue", "return"];
+
+const ONLY_STREAM = 'only applies to type "stream"; remove it, or set "type: stream"';
 
 /** Reverse-DNS: two or more dot-separated labels. */
 const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+$/;
@@ -121,7 +108,8 @@ const NAME_PART = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
  *   available, to check every `fn` against
  * @returns the resolved Directive, deeply frozen
  * @throws DirectiveError listing every problem: YAML syntax, duplicate keys, unknown keys,
- *   wrong types, missing or malformed values, unknown runnables, duplicate routes
+ *   wrong types, missing or malformed values, unknown runnables, duplicate or conflicting
+ *   routes, routes on the proxy's own paths
  * @throws RangeError when the text is longer than {@link MAX_DIRECTIVE_LEN}
  *
  * @example
@@ -168,7 +156,7 @@ export function parseDirective(text: string, options: ParseDirectiveOptions): Di
     // The alias budget is spent: the problem is reported; stop walking.
     if (!(err instanceof AliasBudgetError)) throw err;
   }
-  for (const at of duplicateKeys) reader.report(at, "", "duplicate key");
+  for (const at of duplicateKeys) reader.report(at, "", "duplicate key; keep one of them");
   if (reader.problems.length > 0 || directive === undefined) {
     throw new DirectiveError(file, sortProblems(reader.problems));
   }
@@ -218,6 +206,13 @@ function parseRunnableRef(ref: string): RunnableRef | undefined {
   return { identifier, namespace, name: rest, version };
 }
 
+/** The reserved path (see {@link RESERVED_PATHS}) a resource is exactly, if any. */
+function reservedPath(segments: readonly ResourceSegment[]): string | undefined {
+  const [only] = segments;
+  if (segments.length !== 1 || only?.kind !== "static") return undefined;
+  return RESERVED_PATHS.find((path) => path === "/" + only.value);
+}
+
 /** Where state keys come from, for messages: the keys available at a point of the steps. */
 function available(state: ReadonlySet<string>): string {
   return state.size === 0 ? "the state is empty here" : `available: ${quoteList(state)}`;
@@ -228,6 +223,8 @@ interface HandlerRead {
   readonly handler: Handler;
   /** `METHOD shape` of a valid request route (see `routeShape`), else undefined. */
   readonly routeKey?: string;
+  /** The resource's segments, when `routeKey` is set. */
+  readonly segments?: readonly ResourceSegment[];
   /** Offset of the resource, where a duplicate is reported. */
   readonly resourceAt: number;
 }
@@ -317,7 +314,7 @@ class Validator {
       "a list of handlers",
       (item) => this.#handler(item.value, item.at, item.path),
     );
-    this.#checkDuplicateRoutes(handlers);
+    this.#checkRoutes(handlers);
     const schedules = this.#optionalList(
       e.get("schedules"),
       "a list of schedules",
@@ -481,7 +478,7 @@ class Validator {
     const sourceEntry = e.get("source");
     if (sourceEntry && type) {
       if (type !== "stream") {
-        r.report(sourceEntry.keyAt, sourceEntry.path, 'only applies to type "stream"');
+        r.report(sourceEntry.keyAt, sourceEntry.path, ONLY_STREAM);
       } else {
         source = this.#oneOf(sourceEntry, ["server", "nats"] as const, "a stream source") ??
           source;
@@ -498,12 +495,13 @@ class Validator {
     const respondToEntry = e.get("respondTo");
     if (respondToEntry && type) {
       if (type !== "stream") {
-        r.report(respondToEntry.keyAt, respondToEntry.path, 'only applies to type "stream"');
+        r.report(respondToEntry.keyAt, respondToEntry.path, ONLY_STREAM);
       } else respondTo = r.string(respondToEntry, "a subject name");
     }
 
     let resource = "";
     let routeKey: string | undefined;
+    let segments: readonly ResourceSegment[] | undefined;
     const resourceEntry = this.#required(f, "resource", 'the route, like "/hello"');
     if (resourceEntry) {
       const value = r.string(resourceEntry, 'a route like "/hello"');
@@ -511,8 +509,21 @@ class Validator {
         resource = value;
         if (type !== "stream" || source === "server") {
           const parsed = parseResource(value);
+          const reserved = "error" in parsed ? undefined : reservedPath(parsed.segments);
           if ("error" in parsed) r.report(resourceEntry.at, resourceEntry.path, parsed.error);
-          else routeKey = routeShape(parsed.segments);
+          else if (reserved !== undefined) {
+            r.report(
+              resourceEntry.at,
+              resourceEntry.path,
+              `the proxy serves ${JSON.stringify(reserved)} itself, before any handler, ` +
+                `so this handler would never run; choose another path (like ${
+                  JSON.stringify("/app" + reserved)
+                })`,
+            );
+          } else {
+            routeKey = routeShape(parsed.segments);
+            segments = parsed.segments;
+          }
         }
       }
     }
@@ -542,7 +553,8 @@ class Validator {
           r.report(
             responseEntry.at,
             responseEntry.path,
-            `no state key ${JSON.stringify(value)} after the last step (${available(state)})`,
+            `no step produces state key ${JSON.stringify(value)}; ` +
+              `name a key the steps produce (${available(state)})`,
           );
         }
       }
@@ -570,32 +582,66 @@ class Validator {
       };
     return {
       handler,
-      ...(routeOk ? { routeKey: `${method} ${routeKey}` } : {}),
+      ...(routeOk ? { routeKey: `${method} ${routeKey}`, segments } : {}),
       resourceAt: resourceEntry?.at ?? f.at,
     };
   }
 
-  /** Two request handlers may not match the same method and paths (Atmo's router panicked). */
-  #checkDuplicateRoutes(handlers: readonly HandlerRead[]): void {
+  /**
+   * Two request handlers of one method may not match the same paths (Atmo's router panicked
+   * at startup), nor name the parameter at one place of a shared prefix differently
+   * (`GET /a/:x/b` and `GET /a/:y/c`: Atmo's router, httprouter, refused that too, and one
+   * path segment would go by two names).
+   */
+  #checkRoutes(handlers: readonly HandlerRead[]): void {
     const seen = new Map<string, HandlerRead>();
+    /** `METHOD shape-of-prefix` → the first route with a parameter right after that prefix. */
+    const params = new Map<string, { read: HandlerRead; name: string }>();
     for (const h of handlers) {
       if (h.routeKey === undefined || h.handler.type !== "request") continue;
+      const route = `${h.handler.method} ${h.handler.resource}`;
       const first = seen.get(h.routeKey);
-      if (!first) {
-        seen.set(h.routeKey, h);
+      if (first) {
+        const firstRoute = `${first.handler.method} ${first.handler.resource}`;
+        const { path: where, line } = first.handler.location;
+        this.#r.report(
+          h.resourceAt,
+          `${h.handler.location.path}.resource`,
+          (route === firstRoute
+            ? `${route} is already handled by ${where} (line ${line})`
+            : `${route} matches the same paths as ${firstRoute} in ${where} (line ${line})`) +
+            "; change the method or the resource, or merge the two handlers",
+        );
         continue;
       }
-      const route = `${h.handler.method} ${h.handler.resource}`;
-      const firstRoute = `${first.handler.method} ${first.handler.resource}`;
-      const where = first.handler.location.path;
-      const line = first.handler.location.line;
-      this.#r.report(
-        h.resourceAt,
-        `${h.handler.location.path}.resource`,
-        route === firstRoute
-          ? `${route} is already handled by ${where} (line ${line})`
-          : `${route} matches the same paths as ${firstRoute} in ${where} (line ${line})`,
-      );
+      seen.set(h.routeKey, h);
+      const segments = h.segments ?? [];
+      for (let i = 0; i < segments.length; i++) {
+        const segment = segments[i]!;
+        if (segment.kind !== "param") continue;
+        const prefix = `${h.handler.method} ${routeShape(segments.slice(0, i))}`;
+        const other = params.get(prefix);
+        if (!other) {
+          params.set(prefix, { read: h, name: segment.name });
+          continue;
+        }
+        if (other.name === segment.name) continue;
+        const otherRoute = `${other.read.handler.method} ${other.read.handler.resource}`;
+        const { path: where, line } = other.read.handler.location;
+        const taken = segments.some((s) => s.kind !== "static" && s.name === other.name);
+        const renamed = "/" +
+          h.handler.resource.slice(1).split("/").map((part, j) => j === i ? `:${other.name}` : part)
+            .join("/");
+        this.#r.report(
+          h.resourceAt,
+          `${h.handler.location.path}.resource`,
+          `${route} names segment ${i + 1} ":${segment.name}" where ${otherRoute} ` +
+            `(${where}, line ${line}) names it ":${other.name}"; routes that share the path ` +
+            `before a parameter must give it one name` +
+            (taken ? "" : ` (write ${JSON.stringify(renamed)})`),
+        );
+        break;
+      }
     }
   }
 
@@ -635,7 +681,11 @@ class Validator {
     const fn = e.get("fn");
     const group = e.get("group");
     if (fn && group) {
-      r.report(f.at, path, 'has both "fn" and "group"; a step is exactly one of them');
+      r.report(
+        f.at,
+        path,
+        'has both "fn" and "group"; a step is exactly one of them, so split it in two',
+      );
       return undefined;
     }
     if (group) {
@@ -647,7 +697,7 @@ class Validator {
           r.report(
             misplaced.keyAt,
             misplaced.path,
-            `belongs on each fn inside the group, not on the group`,
+            "belongs on each fn inside the group, not on the group; move it onto the fn",
           );
         }
       }
@@ -724,11 +774,20 @@ class Validator {
       for (const arg of w?.entries.values() ?? []) {
         const key = r.string(arg, "a state key (a non-empty string)");
         if (key === undefined) continue;
-        if (!visible.has(key)) {
+        if (produced.has(key) && !visible.has(key)) {
+          // Group members run together: a sibling's output does not exist yet.
           r.report(
             arg.at,
             arg.path,
-            `no state key ${JSON.stringify(key)} yet (${available(visible)})`,
+            `state key ${JSON.stringify(key)} comes from another fn of this group, and the fns ` +
+              `of a group run together; move this fn to a step after the group`,
+          );
+        } else if (!visible.has(key)) {
+          r.report(
+            arg.at,
+            arg.path,
+            `no earlier step produces state key ${JSON.stringify(key)}; ` +
+              `name a key produced before this step (${available(visible)})`,
           );
         }
         withMap[arg.key] = key;
@@ -764,7 +823,7 @@ class Validator {
         entry.at,
         entry.path,
         `${JSON.stringify(fn)} names application "${ref.identifier}", ` +
-          `but this Directive's identifier is "${this.#identifier}"`,
+          `but this Directive's identifier is "${this.#identifier}"; leave "${ref.identifier}#" out`,
       );
       ok = false;
     }
@@ -773,7 +832,7 @@ class Validator {
         entry.at,
         entry.path,
         `${JSON.stringify(fn)} names version "${ref.version}", ` +
-          `but this Directive's appVersion is "${this.#appVersion}"`,
+          `but this Directive's appVersion is "${this.#appVersion}"; leave "@${ref.version}" out`,
       );
       ok = false;
     }
@@ -936,7 +995,8 @@ class Validator {
       -readonly [K in keyof Connections]: Connections[K];
     } = {};
     const address = (key: "serverAddress" | "brokerAddress", c: Entry) => {
-      const m = r.fields(c.value, c.at, c.path, `a map with ${key}`, [key]);
+      const keys = key === "serverAddress" ? DIRECTIVE_KEYS.nats : DIRECTIVE_KEYS.kafka;
+      const m = r.fields(c.value, c.at, c.path, `a map with ${key}`, keys);
       const e = m && this.#required(m, key, `the server's address, like "nats://localhost:4222"`);
       return e && r.string(e, "an address (a non-empty string)");
     };
@@ -957,7 +1017,7 @@ class Validator {
         database.at,
         database.path,
         "a map of type, connectionString",
-        ["type", "connectionString"],
+        DIRECTIVE_KEYS.database,
       );
       if (m) {
         const typeEntry = this.#required(m, "type", '"mysql" or "postgresql"');
@@ -975,7 +1035,7 @@ class Validator {
         redis.at,
         redis.path,
         "a map of serverAddress, username, password",
-        ["serverAddress", "username", "password"],
+        DIRECTIVE_KEYS.redis,
       );
       if (m) {
         const addressEntry = this.#required(
@@ -1004,7 +1064,13 @@ class Validator {
     const r = this.#r;
     const domains: Record<string, DomainAuth> = {};
     if (!entry || r.isNull(entry.value)) return { domains };
-    const f = r.fields(entry.value, entry.at, entry.path, "a map with domains", ["domains"]);
+    const f = r.fields(
+      entry.value,
+      entry.at,
+      entry.path,
+      "a map with domains",
+      DIRECTIVE_KEYS.authentication,
+    );
     const d = f?.entries.get("domains");
     if (!d || r.isNull(d.value)) return { domains };
     const m = r.fields(d.value, d.at, d.path, "a map of domain: {headerType, value}");
@@ -1014,7 +1080,7 @@ class Validator {
         domain.at,
         domain.path,
         "a map of headerType, value",
-        ["headerType", "value"],
+        DIRECTIVE_KEYS.domainAuth,
       );
       if (!h) continue;
       const typeEntry = h.entries.get("headerType");
