@@ -5,7 +5,7 @@
  * @module
  */
 
-import { basename, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { loadOrCreateIdentity, parseTicket, stateDirPath, TrustPolicy } from "./channel/mod.ts";
 import {
   announce,
@@ -19,8 +19,20 @@ import {
   UsageError,
 } from "./cli/mod.ts";
 import { FORWARDING_ADDRESS_PATTERN } from "./link/mod.ts";
-import { createStandaloneHandler, SatNode, wasmRunner } from "./sat/mod.ts";
-import { loadRunnables, Runnable } from "./wasm/mod.ts";
+import {
+  createStandaloneHandler,
+  DeployedRunnables,
+  runnableDigests,
+  SatNode,
+  wasmRunner,
+} from "./sat/mod.ts";
+import {
+  loadRunnables,
+  Runnable,
+  type RunnableLogFields,
+  type RunnableLogLevel,
+  StaticDir,
+} from "./wasm/mod.ts";
 
 /** Exit status when trust is refused on either side: retrying would not help. */
 const EXIT_TRUST_REFUSED = 2;
@@ -61,10 +73,11 @@ const COMMAND: CommandSpec = {
     {
       name: "runnables",
       type: "string",
-      default: "runnables",
       env: "STRATOS_RUNNABLES",
       valueName: "DIR",
-      description: "folder of runnables: DIR/NAME/NAME.wasm or DIR/NAME.wasm",
+      description: "run only these runnables (DIR/NAME/NAME.wasm or DIR/NAME.wasm), announced " +
+        "with their SHA-256; the proxy routes an fn here only when its copy matches. Default: " +
+        "run what the proxy delivers (cached in the state folder)",
     },
     {
       name: "workers",
@@ -106,6 +119,13 @@ const COMMAND: CommandSpec = {
         "*.domain); none by default, and loopback/private addresses only when named exactly",
     },
     {
+      name: "static",
+      type: "string",
+      valueName: "DIR",
+      description: "folder of the files runnables read with get_static_file (default: none; " +
+        "they get an error saying so)",
+    },
+    {
       name: "http",
       type: "string",
       valueName: "HOST:PORT",
@@ -142,6 +162,17 @@ function sandboxOptions(flags: FlagValues) {
   };
 }
 
+/** The files of `--static DIR`, if given (relative to where the task was started). */
+async function staticFiles(flags: FlagValues): Promise<StaticDir | undefined> {
+  const dir = flags.static as string | undefined;
+  if (dir === undefined) return undefined;
+  try {
+    return await StaticDir.open(resolve(Deno.env.get("INIT_CWD") ?? Deno.cwd(), dir));
+  } catch (error) {
+    throw new UsageError(`--static: ${(error as Error).message}`);
+  }
+}
+
 /** Standalone mode: one runnable over HTTP, no relay, no proxy. */
 async function startStandalone(path: string, flags: FlagValues, log: Logger) {
   const envPort = Deno.env.get("SAT_HTTP_PORT");
@@ -160,6 +191,7 @@ async function startStandalone(path: string, flags: FlagValues, log: Logger) {
   const runnable = await Runnable.load(basename(file).replace(/\.wasm$/, ""), bytes, {
     log: (level, message, fields) => log[level](message, fields),
     ...sandboxOptions(flags),
+    staticFiles: await staticFiles(flags),
   }).catch((error) => {
     throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
   });
@@ -203,17 +235,28 @@ await runService("sat", COMMAND, async (flags, log) => {
     }
   }
   const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  const runnables = await loadRunnables(resolve(base, flags.runnables as string), {
-    log: (level, message, fields) => log[level](message, fields),
-    ...sandboxOptions(flags),
-  });
   const stateDir = stateDirPath("sat");
+  const runnableOptions = {
+    log: (level: RunnableLogLevel, message: string, fields: RunnableLogFields) =>
+      log[level](message, fields),
+    ...sandboxOptions(flags),
+    staticFiles: await staticFiles(flags),
+  };
+  const pinnedDir = flags.runnables as string | undefined;
+  // With --runnables the edge runs only its own copies; else what the trusted proxy delivers.
+  const runnables = pinnedDir === undefined
+    ? undefined
+    : await loadRunnables(resolve(base, pinnedDir), runnableOptions);
+  const delivery = runnables ? undefined : await DeployedRunnables.open({
+    cacheDir: join(stateDir, "runnables"),
+    runnable: runnableOptions,
+  });
   const identity = await loadOrCreateIdentity(stateDir);
   const trust = await TrustPolicy.open({ stateDir });
   log.info("starting", {
     identity: identity.identifier,
     fwd,
-    runnables: [...runnables.keys()],
+    runnables: runnables ? [...runnables.keys()] : "delivered by the proxy",
   });
   const sat = SatNode.start({
     relay,
@@ -221,14 +264,19 @@ await runService("sat", COMMAND, async (flags, log) => {
     ticket,
     identity,
     trust,
-    functions: [...runnables.keys()],
-    runner: wasmRunner(runnables),
+    functions: runnables ? [...runnables.keys()] : [],
+    digests: runnables
+      ? await runnableDigests(resolve(base, pinnedDir!), [...runnables.keys()])
+      : undefined,
+    runner: runnables ? wasmRunner(runnables) : delivery!.runner,
+    delivery,
     log,
   });
   return {
     close: async () => {
       await sat.close();
-      for (const runnable of runnables.values()) runnable.close();
+      for (const runnable of runnables?.values() ?? []) runnable.close();
+      await delivery?.close();
     },
     ended: sat.stopped.then((refused) => (refused ? EXIT_TRUST_REFUSED : 0)),
   };

@@ -109,16 +109,25 @@ Deno.test("Runnable reports the module's errors, traps and host refusals as fail
     assert.deepEqual(await run(runnable, "X"), { ok: false, code: 422, message: "before trap" });
   });
 
-  await t.step("an unsupported import fails the job with its name", async () => {
-    assert.deepEqual(runnable.unsupportedImports, ["env.graphql_query", "env.get_static_file"]);
-    assert.deepEqual(await run(runnable, "U"), {
-      ok: false,
-      code: 500,
-      message: 'runnable "abi_probe": host function env.graphql_query is not supported yet',
-    });
-    const file = await run(runnable, "V");
-    assert.ok(!file.ok && file.message.includes("env.get_static_file is not supported yet"));
-  });
+  await t.step(
+    "graphql_query, get_static_file, request_set_field and db_exec refuse pointers outside memory",
+    async () => {
+      assert.deepEqual(runnable.unsupportedImports, []);
+      const cases: [string, string][] = [
+        ["U", "graphql_query passed a pointer outside its memory: 64 bytes at 65530"],
+        ["V", "get_static_file passed a pointer outside its memory: 8 bytes at 4294967280"],
+        ["Q", "request_set_field passed a pointer outside its memory: -1 bytes at 0"],
+        ["D", "db_exec passed a pointer outside its memory: 2147483647 bytes at 0"],
+      ];
+      for (const [input, message] of cases) {
+        assert.deepEqual(await run(runnable, input), {
+          ok: false,
+          code: 500,
+          message: `runnable "abi_probe": ${message}, in a 65536-byte memory`,
+        });
+      }
+    },
+  );
 
   await t.step("a job that returns nothing answers an empty output", async () => {
     assert.equal(output(await run(runnable, "N")), "");
@@ -800,10 +809,13 @@ Deno.test("cache_set and cache_get share one cache across workers, with a TTL", 
 
 Deno.test("RunnableCache bounds its bytes and refuses an entry larger than all of them", () => {
   const cache = new RunnableCache({ maxBytes: 9 });
-  assert.equal(cache.set("a", new Uint8Array(4), 0), true);
-  assert.equal(cache.set("b", new Uint8Array(4), 0), true);
+  cache.set("a", new Uint8Array(4), 0);
+  cache.set("b", new Uint8Array(4), 0);
   assert.equal(cache.get("a"), undefined, "evicted for b");
-  assert.equal(cache.set("c", new Uint8Array(9), 0), false);
+  assert.throws(
+    () => cache.set("c", new Uint8Array(9), 0),
+    new RangeError("the entry of 10 bytes is larger than the cache (maxBytes 9)"),
+  );
   assert.equal(cache.get("b")?.length, 4);
   assert.throws(() => new RunnableCache({ maxEntries: 0 }), RangeError);
 });
@@ -1109,9 +1121,9 @@ Deno.test("fetch_url reaches allowed hosts only, and answers the body or an erro
 // Modules with the exact imports of the TinyGo, Grain and Swift SDKs (tests/wasm/*_like.wat say
 // where each list comes from): no toolchain here builds the real ones.
 const SDK_LIKE: ReadonlyArray<{ lang: string; unsupported: string[] }> = [
-  { lang: "tinygo", unsupported: ["env.request_set_field", "env.get_static_file"] },
-  { lang: "grain", unsupported: ["env.graphql_query"] },
-  { lang: "swift", unsupported: ["env.get_static_file_swift"] },
+  { lang: "tinygo", unsupported: [] },
+  { lang: "grain", unsupported: [] },
+  { lang: "swift", unsupported: [] },
 ];
 
 for (const { lang, unsupported } of SDK_LIKE) {
@@ -1123,7 +1135,7 @@ for (const { lang, unsupported } of SDK_LIKE) {
       { log, concurrency: 2 },
     );
 
-    await t.step("only the SDK's functions the host lacks are unsupported, by name", () => {
+    await t.step("every host function of the SDK is supported", () => {
       assert.deepEqual(runnable.unsupportedImports, unsupported);
     });
 
@@ -1194,4 +1206,15 @@ Deno.test("an import no SDK declares is named: unsupported in env, refused from 
       },
     );
   });
+});
+
+Deno.test("proc_exit(0) inside _start is a clean initialisation; inside a job it ends the job", async () => {
+  using runnable = await load(new URL("tests/wasm/start_exit.wasm", repo), "start_exit", {
+    concurrency: 1,
+  });
+  // What _start wrote before it exited is there for every job, and nothing failed.
+  assert.equal(output(await run(runnable, " one")), "ready one");
+  assert.equal(output(await run(runnable, " two")), "ready two");
+  assert.equal(output(await run(runnable, "x")), "", "proc_exit(0) in run_e: an empty answer");
+  assert.equal(output(await run(runnable, " three")), "ready three");
 });

@@ -16,7 +16,7 @@ import {
   type SatConfig,
   sha256Hex,
 } from "../invocation/mod.ts";
-import { Runnable, type RunnableOptions, RunnablePool } from "../wasm/mod.ts";
+import { Runnable, RunnableCache, type RunnableOptions, RunnablePool } from "../wasm/mod.ts";
 import type { CacheBackend, DatabaseBackend, StaticFiles } from "../wasm/host_services.ts";
 import { wasmRunner } from "./wasm_runner.ts";
 
@@ -61,6 +61,7 @@ interface Generation {
  */
 export class DeployedRunnables implements Delivery {
   readonly #options: DeployedRunnablesOptions;
+  readonly #memoryCache = new RunnableCache();
   #current: Generation | undefined;
   #previousManifest: DeployManifest | undefined;
 
@@ -123,10 +124,12 @@ export class DeployedRunnables implements Delivery {
     const pool = new RunnablePool({
       ...this.#options.runnable,
       allowedHosts: manifest.config.allowedHosts,
-      ...(services.cache ? { cache: services.cache } : {}),
+      authHeaders: manifest.config.authHeaders,
+      // The in-memory cache outlives deployments, as a Redis one does.
+      cache: services.cache ?? this.#memoryCache,
       ...(services.database ? { database: services.database } : {}),
       staticFiles: this.#staticFiles(manifest),
-    } as RunnableOptions);
+    });
     const runnables = new Map<string, Runnable>();
     try {
       for (const [key, sha256] of Object.entries(manifest.runnables)) {

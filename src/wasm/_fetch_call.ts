@@ -17,15 +17,23 @@
  * each hop checked again. Names are not resolved here: a public name whose DNS answers a private
  * address is not caught.
  *
+ * Authentication, as Atmo's `authentication.domains`: `authHeaders` maps a host (or `host:port`)
+ * to the `Authorization` value sent to it (`"<headerType> <value>"`), on every hop to that host,
+ * replacing one the runnable set. graphql_query (_graphql_call.ts) fetches through the same
+ * {@linkcode policyFetch}.
+ *
  * @module
  */
 
+import { errorReply, valueReply } from "./_call_reply.ts";
 import { MAX_CALL_BYTES } from "./_job_channel.ts";
 
-/** The first byte of a fetch call (the cache's calls use 1 and 2: _cache_call.ts). */
+/**
+ * The first byte of a fetch call. Other calls: the cache's 1 and 2 (_cache_call.ts), graphql's 4
+ * (_graphql_call.ts), the database's 5 (_database_call.ts), static files' 6
+ * (_static_file_call.ts).
+ */
 const OP_FETCH = 3;
-const REPLY_VALUE = 0;
-const REPLY_ERROR = 1;
 /** Bytes of a call's head: op, method, u32 URL length. */
 const CALL_HEAD = 6;
 
@@ -58,6 +66,8 @@ const decoder = new TextDecoder();
 /** Who a runnable may fetch from, and the bounds of a fetch. */
 export interface FetchPolicy {
   readonly allowedHosts: readonly string[];
+  /** The `Authorization` header value to send to a host (`host` or `host:port`), by host. */
+  readonly authHeaders: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
   readonly maxBytes: number;
 }
@@ -65,11 +75,17 @@ export interface FetchPolicy {
 /**
  * A checked, frozen policy from the options.
  *
- * @throws {TypeError} `allowedHosts` is not an array of host names
+ * @throws {TypeError} `allowedHosts` is not an array of host names, or `authHeaders` not a
+ *   record of header values by host
  * @throws {RangeError} `fetchTimeoutMs` or `fetchMaxBytes` is out of range
  */
 export function fetchPolicy(
-  options: { allowedHosts?: readonly string[]; fetchTimeoutMs?: number; fetchMaxBytes?: number },
+  options: {
+    allowedHosts?: readonly string[];
+    authHeaders?: Readonly<Record<string, string>>;
+    fetchTimeoutMs?: number;
+    fetchMaxBytes?: number;
+  },
   label: string,
 ): FetchPolicy {
   const hosts = options.allowedHosts ?? [];
@@ -99,13 +115,46 @@ export function fetchPolicy(
       `${label}fetchMaxBytes must be an integer from 0 to ${MAX_FETCH_BYTES}, got ${maxBytes}`,
     );
   }
-  return Object.freeze({ allowedHosts: Object.freeze(allowedHosts), timeoutMs, maxBytes });
+  const authHeaders = checkAuthHeaders(options.authHeaders ?? {}, label);
+  return Object.freeze({
+    allowedHosts: Object.freeze(allowedHosts),
+    authHeaders,
+    timeoutMs,
+    maxBytes,
+  });
+}
+
+/** A frozen copy of an `authHeaders` option, hosts lower-cased; values never in a message. */
+function checkAuthHeaders(
+  authHeaders: Readonly<Record<string, string>>,
+  label: string,
+): Readonly<Record<string, string>> {
+  if (typeof authHeaders !== "object" || authHeaders === null || Array.isArray(authHeaders)) {
+    throw new TypeError(`${label}authHeaders must be an object of header values by host`);
+  }
+  const copy: Record<string, string> = {};
+  for (const [host, value] of Object.entries(authHeaders)) {
+    if (!/^([a-z0-9.\-]+|\[[0-9a-f:.]+\])(:\d+)?$/i.test(host)) {
+      throw new TypeError(
+        `${label}authHeaders: ${JSON.stringify(host)} is not a host or "host:port"`,
+      );
+    }
+    // RFC 9110 §5.5: a field value is visible characters, spaces and tabs.
+    if (typeof value !== "string" || !/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) {
+      throw new TypeError(
+        `${label}authHeaders: the value for ${JSON.stringify(host)} must be a string of ` +
+          'visible characters (such as "Bearer <token>")',
+      );
+    }
+    copy[host.toLowerCase()] = value;
+  }
+  return Object.freeze(copy);
 }
 
 /**
  * A fetch call as a worker sends it: u8 OP_FETCH, u8 method, u32 length and the UTF-8 URL (with
- * its `::Name:Value` headers), then the body (the rest). A reply: u8 status (VALUE or ERROR) and
- * the body or the UTF-8 error message (the rest). Little-endian.
+ * its `::Name:Value` headers), then the body (the rest). The reply: _call_reply.ts.
+ * Little-endian.
  */
 export function encodeFetchCall(method: number, url: Uint8Array, body: Uint8Array): Uint8Array {
   const call = new Uint8Array(CALL_HEAD + url.length + body.length);
@@ -120,12 +169,6 @@ export function encodeFetchCall(method: number, url: Uint8Array, body: Uint8Arra
 /** Whether a host call is a fetch. */
 export function isFetchCall(call: Uint8Array): boolean {
   return call[0] === OP_FETCH;
-}
-
-/** The body or error message of a reply of {@linkcode serveFetchCall}. */
-export function decodeFetchReply(reply: Uint8Array): { value: Uint8Array } | { error: string } {
-  if (reply[0] === REPLY_VALUE) return { value: reply.slice(1) };
-  return { error: decoder.decode(reply.subarray(1)) };
 }
 
 /**
@@ -148,29 +191,67 @@ export async function serveFetchCall(
   const urlLength = view.getUint32(2, true);
   const target = decoder.decode(call.subarray(CALL_HEAD, CALL_HEAD + urlLength));
   const body = call.slice(CALL_HEAD + urlLength);
-  let method = FETCH_METHODS[methodNumber];
+  const method = FETCH_METHODS[methodNumber];
   if (method === undefined) {
     return errorReply(`unknown method ${methodNumber}; use 0 to 6 (GET, HEAD, ..., DELETE)`);
   }
-  const { url: text, headers } = splitHeaders(target);
+  const { url, headers } = splitHeaders(target);
   if (typeof headers === "string") return errorReply(headers);
+  const response = await policyFetch(url, { method, headers, body }, policy, timeoutMs, signal);
+  if ("error" in response) return errorReply(response.error);
+  if (response.ok) return valueReply(response.bytes);
+  return errorReply(`${response.status}: ${decoder.decode(response.bytes)}`);
+}
+
+/** What {@linkcode policyFetch} answers. */
+export type PolicyResponse =
+  | { ok: true; status: number; bytes: Uint8Array }
+  | { ok: false; status: number; bytes: Uint8Array }
+  | { error: string };
+
+/**
+ * One fetch under `policy`, for fetch_url and graphql_query: each hop (redirects are followed by
+ * hand) checked against `allowedHosts`, with the `authHeaders` entry of its host set. A 2xx body
+ * is read up to the policy's `maxBytes` (more is an error), another one up to 1 KiB (for the
+ * message, "..." marking a cut). Never rejects.
+ *
+ * @param text the absolute URL
+ * @param request method, headers and body (none sent with GET or HEAD)
+ * @param policy the runnable's hosts, authentication and bounds
+ * @param timeoutMs the time left for it
+ * @param signal ends it early (the job was stopped)
+ */
+export async function policyFetch(
+  text: string,
+  request: { method: string; headers: Headers; body: Uint8Array },
+  policy: FetchPolicy,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<PolicyResponse> {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return errorReply(`${JSON.stringify(text)} is not an absolute URL`);
+    return { error: `${JSON.stringify(text)} is not an absolute URL` };
   }
-  if (timeoutMs <= 0) return errorReply("the job has no time left for a fetch");
+  if (timeoutMs <= 0) return { error: "the job has no time left for a fetch" };
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-  let sendBody: Uint8Array | undefined = method === "GET" || method === "HEAD" ? undefined : body;
-  let sendHeaders = headers;
+  let method = request.method;
+  let sendBody: Uint8Array | undefined = method === "GET" || method === "HEAD"
+    ? undefined
+    : request.body;
+  let sendHeaders = request.headers;
   try {
     for (let hop = 0;; hop++) {
       const refused = refusal(url, policy.allowedHosts);
-      if (refused) return errorReply(refused);
+      if (refused) return { error: refused };
+      const headers = new Headers(sendHeaders);
+      const auth = authHeaderFor(url, policy.authHeaders);
+      // The operator's credentials for this host win over a header the runnable set.
+      if (auth !== undefined) headers.set("authorization", auth);
       const response = await fetch(url, {
         method,
-        headers: sendHeaders,
+        headers,
         body: sendBody as Uint8Array<ArrayBuffer> | undefined,
         redirect: "manual",
         signal: deadline,
@@ -178,7 +259,7 @@ export async function serveFetchCall(
       const location = response.headers.get("location");
       if (response.status >= 300 && response.status < 400 && location !== null) {
         await response.body?.cancel();
-        if (hop >= MAX_REDIRECTS) return errorReply(`more than ${MAX_REDIRECTS} redirects`);
+        if (hop >= MAX_REDIRECTS) return { error: `more than ${MAX_REDIRECTS} redirects` };
         const next = new URL(location, url);
         // RFC 9110 §15.4: 303 (and, as browsers do, 301/302 after POST) turn into a GET.
         if (response.status === 303 || (response.status <= 302 && method === "POST")) {
@@ -191,31 +272,39 @@ export async function serveFetchCall(
         continue;
       }
       const ok = response.status >= 200 && response.status < 300;
-      const limit = ok ? policy.maxBytes : MAX_ERROR_BODY;
-      const read = await readBounded(response, limit);
-      if (ok) {
-        if (read.over) {
-          return errorReply(
-            `the response of ${url.host} is larger than the limit of ${policy.maxBytes} bytes`,
-          );
-        }
-        const reply = new Uint8Array(1 + read.bytes.length);
-        reply[0] = REPLY_VALUE;
-        reply.set(read.bytes, 1);
-        return reply;
+      const read = await readBounded(response, ok ? policy.maxBytes : MAX_ERROR_BODY);
+      if (!ok) {
+        const bytes = read.over ? concat([read.bytes, encoder.encode("...")]) : read.bytes;
+        return { ok: false, status: response.status, bytes };
       }
-      return errorReply(
-        `${response.status}: ${decoder.decode(read.bytes)}${read.over ? "..." : ""}`,
-      );
+      if (read.over) {
+        return {
+          error: `the response of ${url.host} is larger than the limit of ${policy.maxBytes} bytes`,
+        };
+      }
+      return { ok: true, status: response.status, bytes: read.bytes };
     }
   } catch (error) {
-    if (signal.aborted) return errorReply("the job was stopped during the fetch");
+    if (signal.aborted) return { error: "the job was stopped during the fetch" };
     if (deadline.aborted) {
-      return errorReply(`fetching ${url.host} took longer than ${Math.round(timeoutMs)} ms`);
+      return { error: `fetching ${url.host} took longer than ${Math.round(timeoutMs)} ms` };
     }
     const reason = error instanceof Error ? error.message : String(error);
-    return errorReply(`fetching ${url.origin} failed: ${reason}`);
+    return { error: `fetching ${url.origin} failed: ${reason}` };
   }
+}
+
+/** The `Authorization` value configured for a URL's host: `host:port` first, then `host`. */
+function authHeaderFor(
+  url: URL,
+  authHeaders: Readonly<Record<string, string>>,
+): string | undefined {
+  const host = url.hostname.toLowerCase();
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  for (const key of [`${host}:${port}`, host]) {
+    if (Object.hasOwn(authHeaders, key)) return authHeaders[key];
+  }
+  return undefined;
 }
 
 /**
@@ -346,7 +435,7 @@ async function readBounded(
   return { bytes: concat(chunks, size), over: false };
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
+function concat(chunks: Uint8Array[], size = chunks.reduce((n, c) => n + c.length, 0)): Uint8Array {
   const bytes = new Uint8Array(size);
   let at = 0;
   for (const chunk of chunks) {
@@ -354,12 +443,4 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
     at += chunk.length;
   }
   return bytes;
-}
-
-function errorReply(message: string): Uint8Array {
-  const bytes = encoder.encode(message);
-  const reply = new Uint8Array(1 + bytes.length);
-  reply[0] = REPLY_ERROR;
-  reply.set(bytes, 1);
-  return reply;
 }

@@ -26,14 +26,18 @@
  *
  * Host functions (module `env`, every parameter i32, the job's `ident` last; each also as
  * `<name>_swift`, the same function: Swift passes two more i32s, ignored). A byte-returning call
- * (`request_get_field`, `cache_get`, `get_secret_value`, `fetch_url`) puts its value or error
- * message in the job's one pending-result slot and returns its size, minus the size of an error
- * message, or -1 for an unknown failure (or an uncollected earlier result); `get_ffi_result(ptr)`
- * copies it out. Every pointer and size is checked against the memory: a bad one fails the job ("...
- * passed a pointer outside its memory"), and the next job runs as usual. `return_abort` and
- * `proc_exit` end the job at once (`JobState.final`). `add_ffi_var` only stores the variable
- * for the job: `graphql_query` / `db_exec`, which would read it, are not supported yet. A failing
- * call's message names the function without `_swift`.
+ * (`request_get_field`, `request_set_field`, `cache_get`, `get_secret_value`, `fetch_url`,
+ * `graphql_query`, `get_static_file`, `db_exec`) puts its value or error message in the job's
+ * one pending-result slot and returns its size, minus the size of an error message, or -1 for an
+ * unknown failure (or an uncollected earlier result); `get_ffi_result(ptr)` copies it out
+ * (`request_set_field` answers an empty value on success, as Reactr). The cache, fetch,
+ * GraphQL, static-file and database calls go to the pool on the main thread, the worker blocked
+ * in `Atomics.wait` until it answers (_job_channel.ts). `add_ffi_var` adds a variable that the
+ * job's next `graphql_query` or `db_exec` uses up. Every pointer and size is checked against the
+ * memory: a bad one fails the job ("... passed a pointer outside its memory"), and the next job
+ * runs as usual. `return_abort` and `proc_exit` end the job at once (`JobState.final`), except
+ * `proc_exit(0)` during initialisation, which ends only the start function. A failing call's
+ * message names the function without `_swift`.
  *
  * @module
  */
@@ -49,10 +53,15 @@ import {
   START_EXPORT,
 } from "./_instrument.ts";
 import type { JobLog, RunnableSpec } from "./_protocol.ts";
-import { decodeCacheReply, encodeCacheCall } from "./_cache_call.ts";
-import { decodeFetchReply, encodeFetchCall, MAX_FETCH_TIMEOUT_MS } from "./_fetch_call.ts";
+import { type CallOutcome, decodeReply, messageOf } from "./_call_reply.ts";
+import { encodeCacheCall } from "./_cache_call.ts";
+import { encodeDatabaseCall } from "./_database_call.ts";
+import { encodeFetchCall, MAX_FETCH_TIMEOUT_MS } from "./_fetch_call.ts";
+import { encodeGraphqlCall } from "./_graphql_call.ts";
 import { CALL_TIMEOUT_MS } from "./_job_channel.ts";
-import { requestField } from "./_request_field.ts";
+import { requestField, setRequestField } from "./_request_field.ts";
+import { encodeStaticFileCall } from "./_static_file_call.ts";
+import type { QueryVariable } from "./host_services.ts";
 import { WASI_FUNCTIONS, wasiImports } from "./_wasi.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
 
@@ -86,12 +95,17 @@ const ENV_FUNCTIONS = [
   "resp_set_header",
   "get_secret_value",
   "fetch_url",
+  "graphql_query",
+  "request_set_field",
+  "get_static_file",
+  "db_exec",
 ];
 /**
- * How long a worker waits for a fetch's reply: the pool answers within the fetch's time limit
- * (at most MAX_FETCH_TIMEOUT_MS) or stops the job; the margin covers reading the body.
+ * How long a worker waits for the reply of a call the pool answers asynchronously (a fetch, a
+ * query, a file): the pool answers within the fetch's time limit (at most MAX_FETCH_TIMEOUT_MS)
+ * or the job's, or stops the job; the margin covers reading the body.
  */
-const FETCH_WAIT_MS = MAX_FETCH_TIMEOUT_MS + CALL_TIMEOUT_MS;
+const SLOW_CALL_WAIT_MS = MAX_FETCH_TIMEOUT_MS + CALL_TIMEOUT_MS;
 const SWIFT_SUFFIX = "_swift";
 /** Exports Reactr calls once after instantiation, in this order, if the module has them. */
 const WASI_START_EXPORT = "_start";
@@ -100,6 +114,7 @@ const INIT_EXPORT = "init";
 export const IMPORT_MODULES: readonly string[] = ["env", "wasi_snapshot_preview1"];
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 
 /**
  * Whether the host implements function `name` of import module `from` (else a call fails the
@@ -126,10 +141,11 @@ export interface JobStateOptions {
 /** The per-job slot that host calls carrying the job's `ident` write into. */
 export class JobState {
   readonly ident: number;
+  /** The job's request; `request_set_field` changes it (for this job only). */
   readonly request: RequestInfo | undefined;
   /** The last `return_result` / `return_error` of this job. */
   result: RunResult | undefined;
-  /** The value or error message of the last `request_get_field`, until `get_ffi_result`. */
+  /** The value or error message of the last byte-returning call, until `get_ffi_result`. */
   pendingFfi: Uint8Array | undefined;
   /** Set when the host refuses a call; the job then fails whatever the module does next. */
   failure: string | undefined;
@@ -137,8 +153,8 @@ export class JobState {
   final: RunResult | undefined;
   /** Headers set by `resp_set_header`, returned with an ok result. */
   headers: Record<string, string> | undefined;
-  /** Variables set by `add_ffi_var`. */
-  readonly ffiVars: Map<string, string> = new Map();
+  /** Variables added by `add_ffi_var`, in order, until a query uses them up. */
+  ffiVars: QueryVariable[] = [];
   readonly hostCall: ((call: Uint8Array, timeoutMs?: number) => Uint8Array) | undefined;
   readonly logs: JobLog[] = [];
   droppedLogs = 0;
@@ -192,6 +208,11 @@ class JobEnd extends Error {
   override name = "JobEnd";
 }
 
+/** Thrown through a start function by `proc_exit(0)`: initialisation ended cleanly. */
+class CleanExit extends Error {
+  override name = "CleanExit";
+}
+
 /** A runnable's instance in one worker. */
 export class RunnableInstance {
   readonly #spec: RunnableSpec;
@@ -205,6 +226,8 @@ export class RunnableInstance {
   /** One byte per 4 KiB chunk of the memory, set when the chunk is written; if tracked. */
   readonly #dirty: Uint8Array | undefined;
   #started = false;
+  /** Set while the start functions run: `proc_exit(0)` then ends only the one running. */
+  #initializing = false;
   /** Taken once the start function returned, if the module is resettable. */
   #snapshot: Snapshot | undefined;
   #job: JobState | undefined;
@@ -234,7 +257,20 @@ export class RunnableInstance {
     const starts = [exports[START_EXPORT], exports[WASI_START_EXPORT], exports[INIT_EXPORT]]
       .filter((f): f is () => void => typeof f === "function");
     this.#start = starts.length === 0 ? undefined : () => {
-      for (const start of starts) start();
+      this.#initializing = true;
+      try {
+        for (const start of starts) {
+          try {
+            start();
+          } catch (error) {
+            // proc_exit(0) ends a WASI `_start` that returns through exit (TinyGo, Grain): the
+            // runtime is up, which is all initialisation asks.
+            if (!(error instanceof CleanExit)) throw error;
+          }
+        }
+      } finally {
+        this.#initializing = false;
+      }
     };
     const dirty = exports[DIRTY_EXPORT] as WebAssembly.Memory | undefined;
     this.#dirty = dirty && new Uint8Array(dirty.buffer);
@@ -437,8 +473,8 @@ export class RunnableInstance {
         this.#written(ptr, data.length);
         return 0;
       },
-      // Variables for a later query of the job (Reactr's graphql_query / db_exec take them);
-      // no host function supported so far reads them.
+      // Variables for the job's next graphql_query or db_exec, which uses them up (Reactr's
+      // UseVars); kept in order, a repeated name too (db_exec's are positional).
       add_ffi_var: (
         namePtr: number,
         nameSize: number,
@@ -450,18 +486,10 @@ export class RunnableInstance {
         if (!job) return -1;
         const name = this.#text(namePtr, nameSize, "add_ffi_var");
         const value = this.#text(valPtr, valSize, "add_ffi_var");
-        if (
-          !this.#roomFor(
-            job,
-            job.ffiVars.has(name),
-            job.ffiVars.size,
-            nameSize + valSize,
-            "add_ffi_var",
-          )
-        ) {
+        if (!this.#roomFor(job, false, job.ffiVars.length, nameSize + valSize, "add_ffi_var")) {
           return -1;
         }
-        job.ffiVars.set(name, value);
+        job.ffiVars.push({ name, value });
         return 0;
       },
       cache_set: (
@@ -531,19 +559,67 @@ export class RunnableInstance {
         if (!job) return -1;
         const url = this.#bytes(urlPtr, urlSize, "fetch_url");
         const body = this.#bytes(bodyPtr, bodySize, "fetch_url");
-        let reply: { value: Uint8Array } | { error: string };
-        if (!job.hostCall) reply = { error: "fetch is not available to this job" };
-        else if (!Number.isInteger(method) || method < 0 || method > 255) {
-          reply = { error: `unknown method ${method}; use 0 to 6 (GET, HEAD, ..., DELETE)` };
-        } else {
-          try {
-            const call = encodeFetchCall(method, url, body);
-            reply = decodeFetchReply(job.hostCall(call, FETCH_WAIT_MS));
-          } catch (error) {
-            reply = { error: error instanceof Error ? error.message : String(error) };
-          }
-        }
+        const reply = !Number.isInteger(method) || method < 0 || method > 255
+          ? { error: `unknown method ${method}; use 0 to 6 (GET, HEAD, ..., DELETE)` }
+          : this.#poolCall(job, "fetch", () => encodeFetchCall(method, url, body));
         return this.#ffiResult(job, "fetch_url", reply);
+      },
+      // POSTs the query with the job's variables to the endpoint, under fetch_url's rules.
+      graphql_query: (
+        endpointPtr: number,
+        endpointSize: number,
+        queryPtr: number,
+        querySize: number,
+        ident: number,
+      ) => {
+        const job = this.#jobFor(ident, "graphql_query");
+        if (!job) return -1;
+        const endpoint = this.#text(endpointPtr, endpointSize, "graphql_query");
+        const query = this.#text(queryPtr, querySize, "graphql_query");
+        const variables = useVars(job);
+        const reply = this.#poolCall(
+          job,
+          "GraphQL",
+          () => encodeGraphqlCall(endpoint, query, variables),
+        );
+        return this.#ffiResult(job, "graphql_query", reply);
+      },
+      request_set_field: (
+        fieldType: number,
+        keyPtr: number,
+        keySize: number,
+        valPtr: number,
+        valSize: number,
+        ident: number,
+      ) => {
+        const job = this.#jobFor(ident, "request_set_field");
+        if (!job) return -1;
+        const key = this.#text(keyPtr, keySize, "request_set_field");
+        const value = this.#text(valPtr, valSize, "request_set_field");
+        const error = job.request
+          ? setRequestField(job.request, fieldType, key, value)
+          : "no request is attached to this job";
+        // Reactr answers an empty result on success, which the SDKs collect.
+        return this.#ffiResult(job, "request_set_field", error ? { error } : { value: EMPTY });
+      },
+      get_static_file: (namePtr: number, nameSize: number, ident: number) => {
+        const job = this.#jobFor(ident, "get_static_file");
+        if (!job) return -1;
+        const name = this.#bytes(namePtr, nameSize, "get_static_file");
+        const reply = this.#poolCall(job, "static file", () => encodeStaticFileCall(name));
+        return this.#ffiResult(job, "get_static_file", reply);
+      },
+      db_exec: (queryType: number, namePtr: number, nameSize: number, ident: number) => {
+        const job = this.#jobFor(ident, "db_exec");
+        if (!job) return -1;
+        const name = this.#text(namePtr, nameSize, "db_exec");
+        const variables = useVars(job);
+        const reply = this.#poolCall(
+          job,
+          "database",
+          () => encodeDatabaseCall(queryType, name, variables),
+        );
+        return this.#ffiResult(job, "db_exec", reply);
       },
     };
     for (const name of ENV_FUNCTIONS) env[name + SWIFT_SUFFIX] = env[name]!;
@@ -552,6 +628,7 @@ export class RunnableInstance {
       written: (ptr, size) => this.#written(ptr, size),
       log: (level, message) => this.#job?.log(level, message),
       exit: (code) => {
+        if (this.#initializing && code === 0) throw new CleanExit("proc_exit(0)");
         const job = this.#job;
         if (job) job.final = code === 0 ? withHeaders(job) : fail(`proc_exit(${code})`);
         throw new JobEnd("proc_exit");
@@ -578,7 +655,7 @@ export class RunnableInstance {
    *
    * @returns the value's size, minus the error message's size, or -1 when the slot is taken
    */
-  #ffiResult(job: JobState, fn: string, result: { value: Uint8Array } | { error: string }): number {
+  #ffiResult(job: JobState, fn: string, result: CallOutcome): number {
     if (job.pendingFfi !== undefined) {
       // Reactr refuses a second result before the first is collected.
       job.log(LEVEL_WARN, `env.${fn}: the previous result was never collected`);
@@ -595,12 +672,25 @@ export class RunnableInstance {
   }
 
   /** Calls the pool's cache; errors come back as a message for the module. */
-  #cacheCall(job: JobState, call: Uint8Array): { value: Uint8Array } | { error: string } {
+  #cacheCall(job: JobState, call: Uint8Array): CallOutcome {
     if (!job.hostCall) return { error: "no cache is available to this job" };
     try {
-      return decodeCacheReply(job.hostCall(call));
+      return decodeReply(job.hostCall(call));
     } catch (error) {
-      return { error: error instanceof Error ? error.message : String(error) };
+      return { error: messageOf(error) };
+    }
+  }
+
+  /**
+   * Makes a call the pool may answer asynchronously, the worker blocked meanwhile; errors come
+   * back as a message for the module.
+   */
+  #poolCall(job: JobState, what: string, encode: () => Uint8Array): CallOutcome {
+    if (!job.hostCall) return { error: `no ${what} host call is available to this job` };
+    try {
+      return decodeReply(job.hostCall(encode(), SLOW_CALL_WAIT_MS));
+    } catch (error) {
+      return { error: messageOf(error) };
     }
   }
 
@@ -651,6 +741,13 @@ export class RunnableInstance {
       ? ` (its memory is at the limit of ${this.#spec.maxMemoryPages} pages)`
       : "";
   }
+}
+
+/** The job's `add_ffi_var` variables, which a query uses up. */
+function useVars(job: JobState): QueryVariable[] {
+  const variables = job.ffiVars;
+  job.ffiVars = [];
+  return variables;
 }
 
 /** Whether `memory` can take `saved` back in place. */

@@ -23,7 +23,10 @@ export interface PoolRunnable extends RunnableSpec {
   module: WebAssembly.Module;
   timeoutMs: number;
   log: RunnableLog | undefined;
-  /** The module imports `env.request_get_field`: only then does a job's request go along. */
+  /**
+   * The module imports `env.request_get_field` or `env.request_set_field`: only then does a
+   * job's request go along.
+   */
   readsRequest: boolean;
   /** Whom `env.fetch_url` may reach; the pool's own policy if undefined. */
   fetch: FetchPolicy | undefined;

@@ -8,7 +8,8 @@
  * - `args_*` and `environ_*`: empty. `random_get`: `crypto.getRandomValues`.
  * - `clock_time_get`: realtime (0) and monotonic (1) in ns; other clocks EINVAL.
  * - `proc_exit(code)` ends the job: 0 answers what the module returned (empty if nothing),
- *   anything else fails the job with code 500, `proc_exit(<code>)`.
+ *   anything else fails the job with code 500, `proc_exit(<code>)`. During initialisation
+ *   (`_start`), 0 ends only the start function: a clean start (_host.ts).
  * - `fd_prestat_get`: EBADF, "no preopened directory" (wasi-libc stops its preopen scan there;
  *   ENOSYS would make it exit with code 71).
  * - Every other function of the preview1 list: ENOSYS (52), without failing the job.

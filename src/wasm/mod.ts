@@ -31,15 +31,31 @@
  * - The snapshot holds a copy of each memory: a worker keeps twice each runnable's memory.
  *
  * Host functions (module `env`, every one also as `<name>_swift`): `return_result`,
- * `return_error`, `return_abort`, `log_msg`, `request_get_field`, `get_ffi_result`,
- * `add_ffi_var`, `cache_set`, `cache_get` (the pool's {@linkcode RunnableCache}, shared by all its
- * workers), `resp_set_header` (`RunResult.headers`), `get_secret_value` (the `secrets` option
- * only), `fetch_url` (the pool's `fetch` on the main thread, the worker blocked meanwhile; only
- * hosts in `allowedHosts`, none by default, a loopback or private address only through an exact
- * entry; bounded by `fetchTimeoutMs`, the job's time left and `fetchMaxBytes`:
- * src/wasm/_fetch_call.ts); and a minimal `wasi_snapshot_preview1` (src/wasm/_wasi.ts).
- * `graphql_query`, `db_exec`, `get_static_file` and `request_set_field` fail the job ("not
- * supported yet").
+ * `return_error`, `return_abort`, `log_msg`, `request_get_field`, `request_set_field` (changes
+ * the job's own copy of the request, as Reactr), `get_ffi_result`, `add_ffi_var` (variables for
+ * the next query, in order), `cache_set`, `cache_get` (the pool's {@linkcode CacheBackend},
+ * by default a {@linkcode RunnableCache} shared by all its workers), `resp_set_header`
+ * (`RunResult.headers`), `get_secret_value` (the `secrets` option only), `fetch_url` (the
+ * pool's `fetch` on the main thread, the worker blocked meanwhile; only hosts in
+ * `allowedHosts`, none by default, a loopback or private address only through an exact entry;
+ * `authHeaders` adds Atmo's per-host `Authorization`; bounded by `fetchTimeoutMs`, the job's
+ * time left and `fetchMaxBytes`: src/wasm/_fetch_call.ts), `graphql_query` (a POST of the query
+ * and the job's variables under the same rules; answers `data`, GraphQL `errors` are the
+ * call's error: _graphql_call.ts), `get_static_file` (the pool's {@linkcode StaticFiles}, such
+ * as a {@linkcode StaticDir}), `db_exec` (the pool's {@linkcode DatabaseBackend}); and a minimal
+ * `wasi_snapshot_preview1` (src/wasm/_wasi.ts). Without `staticFiles` or `database`, those
+ * calls answer an error naming what to configure. Every call that leaves the worker is bridged
+ * with `Atomics.wait` (the worker blocks, the main thread awaits the service): nothing is
+ * fetched ahead of time.
+ *
+ * ```ts
+ * using pool = new RunnablePool({
+ *   allowedHosts: ["api.example.com"],
+ *   authHeaders: { "api.example.com": "Bearer s3cr3t" },
+ *   staticFiles: await StaticDir.open("static"),
+ * });
+ * const runnable = await Runnable.load("hostfns-rs", bytes, { pool });
+ * ```
  *
  * @module
  */
@@ -71,6 +87,8 @@ export {
   RunnableCache,
   type RunnableCacheOptions,
 } from "./runnable_cache.ts";
+export type { CacheBackend, DatabaseBackend, QueryVariable, StaticFiles } from "./host_services.ts";
+export { MAX_STATIC_FILE_BYTES, StaticDir } from "./static_dir.ts";
 export {
   DEFAULT_CONCURRENCY,
   INTERRUPT_GRACE_MS,

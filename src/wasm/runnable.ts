@@ -33,6 +33,13 @@ const REQUIRED_EXPORTS: ReadonlyArray<readonly [string, WebAssembly.ImportExport
   ["run_e", "function"],
   ["memory", "memory"],
 ];
+/** Imports that read or change the job's request: only their modules get it. */
+const REQUEST_FUNCTIONS: readonly string[] = [
+  "request_get_field",
+  "request_get_field_swift",
+  "request_set_field",
+  "request_set_field_swift",
+];
 /**
  * A job's outcome: the output (with the response headers the module set with
  * `resp_set_header`, if any), or an error with a status code and a message.
@@ -102,10 +109,11 @@ export interface RunnableOptions extends RunnablePoolOptions {
   log?: RunnableLog;
   /**
    * Workers to run in. Default: a pool of the runnable's own, made with `concurrency`,
-   * `workerPermissions`, `cache`, `secrets` and the fetch options, closed by
-   * {@linkcode Runnable.close}. With a pool, `secrets` (if given) replaces the pool's for this
-   * runnable, and so do `allowedHosts`, `fetchTimeoutMs` and `fetchMaxBytes` if any is given
-   * (the others then take their defaults, not the pool's).
+   * `workerPermissions`, `cache`, `database`, `staticFiles`, `secrets` and the fetch options,
+   * closed by {@linkcode Runnable.close}. With a pool, `secrets` (if given) replaces the pool's
+   * for this runnable, and so do `allowedHosts`, `authHeaders`, `fetchTimeoutMs` and
+   * `fetchMaxBytes` if any is given (the others then take their defaults, not the pool's);
+   * `cache`, `database` and `staticFiles` are the pool's.
    */
   pool?: RunnablePool;
 }
@@ -149,7 +157,7 @@ export class Runnable {
   readonly maxOutputBytes: number;
   /**
    * Host functions the module imports that the host does not implement yet
-   * (`"env.graphql_query"`...): a job that calls one fails, naming it.
+   * (`"env.does_not_exist"`...): a job that calls one fails, naming it.
    */
   readonly unsupportedImports: readonly string[];
   readonly #runnable: PoolRunnable;
@@ -255,9 +263,7 @@ export class Runnable {
     const refused: string[] = [];
     let readsRequest = false;
     for (const { module: from, name: field, kind } of WebAssembly.Module.imports(module)) {
-      if (
-        from === "env" && (field === "request_get_field" || field === "request_get_field_swift")
-      ) readsRequest = true;
+      if (from === "env" && REQUEST_FUNCTIONS.includes(field)) readsRequest = true;
       const label = `${from}.${field} (${kind})`;
       if (kind !== "function" || !IMPORT_MODULES.includes(from)) refused.push(label);
       else if (!isSupportedImport(from, field)) unsupported.push(`${from}.${field}`);
@@ -272,7 +278,7 @@ export class Runnable {
     const secrets = options.pool && options.secrets
       ? checkSecrets(options.secrets, `runnable "${name}": secrets`)
       : undefined;
-    const ownFetch = options.allowedHosts !== undefined ||
+    const ownFetch = options.allowedHosts !== undefined || options.authHeaders !== undefined ||
       options.fetchTimeoutMs !== undefined || options.fetchMaxBytes !== undefined;
     const fetch = options.pool && ownFetch
       ? fetchPolicy(options, `runnable "${name}": `)

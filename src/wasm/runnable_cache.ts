@@ -1,12 +1,15 @@
 /**
  * The in-memory cache behind `env.cache_set` / `env.cache_get` of Suborbital's runnable ABI
  * (Reactr's in-memory cache): keys are strings, values bytes, each with an optional time to
- * live. A {@linkcode RunnablePool} keeps one on the main thread and its workers reach it
- * synchronously through their shared channel (_job_channel.ts), so every job of every worker
- * sees the same entries. Pools may share one by passing it as their `cache` option.
+ * live: the default {@linkcode CacheBackend} of a {@linkcode RunnablePool}, kept on the main
+ * thread, which its workers reach through their shared channel (_job_channel.ts), so every job
+ * of every worker sees the same entries. Pools may share one by passing it as their `cache`
+ * option.
  *
  * @module
  */
+
+import type { CacheBackend } from "./host_services.ts";
 
 /** Most entries a cache holds unless told otherwise. */
 export const DEFAULT_CACHE_MAX_ENTRIES = 4096;
@@ -44,7 +47,7 @@ interface Entry {
  * using pool = new RunnablePool({ cache });
  * ```
  */
-export class RunnableCache {
+export class RunnableCache implements CacheBackend {
   /** Most entries. */
   readonly maxEntries: number;
   /** Most bytes of keys and values. */
@@ -100,11 +103,15 @@ export class RunnableCache {
    * @param key the entry's key
    * @param value its value
    * @param ttlSeconds seconds until it expires; 0 or less: never (as Reactr's cache)
-   * @returns false if the entry alone is larger than `maxBytes` (nothing is stored)
+   * @throws {RangeError} the entry alone is larger than `maxBytes` (nothing is stored)
    */
-  set(key: string, value: Uint8Array, ttlSeconds: number): boolean {
+  set(key: string, value: Uint8Array, ttlSeconds: number): void {
     const size = key.length + value.length;
-    if (size > this.maxBytes) return false;
+    if (size > this.maxBytes) {
+      throw new RangeError(
+        `the entry of ${size} bytes is larger than the cache (maxBytes ${this.maxBytes})`,
+      );
+    }
     const old = this.#entries.get(key);
     if (old) this.#delete(key, old);
     if (this.#entries.size >= this.maxEntries || this.#bytes + size > this.maxBytes) {
@@ -117,7 +124,6 @@ export class RunnableCache {
     const expires = ttlSeconds > 0 ? this.#now() + ttlSeconds * 1000 : Infinity;
     this.#entries.set(key, { value: value.slice(), expires });
     this.#bytes += size;
-    return true;
   }
 
   /** Removes every entry. */

@@ -23,7 +23,7 @@
 
 import { INTERRUPTED } from "./_instrument.ts";
 import { MAX_LOG_BYTES, MAX_LOG_RECORDS } from "./_host.ts";
-import { clock, MAX_BATCH, PoolChannel } from "./_job_channel.ts";
+import { clock, MAX_BATCH, MAX_CALL_BYTES, PoolChannel } from "./_job_channel.ts";
 import {
   ADOPT,
   checkSecrets,
@@ -34,8 +34,13 @@ import {
 } from "./_pool_internals.ts";
 import type { DoneMessage, FromWorker, JobLog, ToWorker } from "./_protocol.ts";
 import type { RequestInfo, RunnableLogFields, RunnableLogLevel, RunResult } from "./runnable.ts";
-import { serveCacheCall } from "./_cache_call.ts";
+import { errorReply } from "./_call_reply.ts";
+import { isCacheCall, serveCacheCall } from "./_cache_call.ts";
+import { isDatabaseCall, serveDatabaseCall } from "./_database_call.ts";
 import { type FetchPolicy, fetchPolicy, isFetchCall, serveFetchCall } from "./_fetch_call.ts";
+import { isGraphqlCall, serveGraphqlCall } from "./_graphql_call.ts";
+import { isStaticFileCall, serveStaticFileCall } from "./_static_file_call.ts";
+import type { CacheBackend, DatabaseBackend, StaticFiles } from "./host_services.ts";
 import { RunnableCache } from "./runnable_cache.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
@@ -77,9 +82,20 @@ export interface RunnablePoolOptions {
   workerPermissions?: WorkerPermissions;
   /**
    * The cache behind `env.cache_set` / `env.cache_get`, shared by every job of the pool (and of
-   * other pools given the same one). Default: a {@linkcode RunnableCache} of the pool's own.
+   * other pools given the same one); it may answer asynchronously. Default: a
+   * {@linkcode RunnableCache} of the pool's own.
    */
-  cache?: RunnableCache;
+  cache?: CacheBackend;
+  /**
+   * The database behind `env.db_exec` (the Directive's `connections.database` and `queries`).
+   * Default: none; `db_exec` then answers an error saying what to configure.
+   */
+  database?: DatabaseBackend;
+  /**
+   * The files behind `env.get_static_file` (such as a {@linkcode StaticDir}). Default: none;
+   * `get_static_file` then answers an error saying what to configure.
+   */
+  staticFiles?: StaticFiles;
   /**
    * The only secrets `env.get_secret_value` may read, by name; any other name is an error for
    * the module. Default: none. Values are never logged.
@@ -92,6 +108,14 @@ export interface RunnablePoolOptions {
    * through an exact entry naming it, never through a wildcard. Only http and https.
    */
   allowedHosts?: readonly string[];
+  /**
+   * The `Authorization` header `env.fetch_url` and `env.graphql_query` send to a host, by host
+   * (`"api.example.com"` or `"api.example.com:8443"`; `host:port` wins), replacing one the
+   * runnable set: Atmo's `authentication.domains.<host>` `{headerType, value}` as
+   * `"<headerType> <value>"`. Only hosts `allowedHosts` allows are reached at all. Default: none.
+   * Values are never logged.
+   */
+  authHeaders?: Readonly<Record<string, string>>;
   /**
    * Most time one `env.fetch_url` may take, in ms (default 10 000, at most 60 000); never more
    * than the job's time left.
@@ -151,8 +175,8 @@ interface Slot {
   publishedAt: number;
   /** The last lone job was answered within {@linkcode POLL_MS}: poll for the next one. */
   quick: boolean;
-  /** Stops the fetch the worker waits on; set while one runs. */
-  fetching: AbortController | undefined;
+  /** Stops the asynchronous host call the worker waits on; set while one runs. */
+  calling: AbortController | undefined;
 }
 
 type Outcome = { result: RunResult } | { error: unknown };
@@ -177,11 +201,17 @@ export class RunnablePool {
   /** Permissions of the workers. */
   readonly workerPermissions: WorkerPermissions;
   /** The cache of `env.cache_set` / `env.cache_get`. */
-  readonly cache: RunnableCache;
+  readonly cache: CacheBackend;
+  /** The database of `env.db_exec`, if any. */
+  readonly database: DatabaseBackend | undefined;
+  /** The files of `env.get_static_file`, if any. */
+  readonly staticFiles: StaticFiles | undefined;
   /** The secrets of the pool's runnables (unless a runnable was given its own). */
   readonly secrets: Readonly<Record<string, string>> | undefined;
   /** The hosts `env.fetch_url` may reach (unless a runnable was given its own). */
   readonly allowedHosts: readonly string[];
+  /** The `Authorization` values sent to hosts, by host (unless a runnable was given its own). */
+  readonly authHeaders: Readonly<Record<string, string>>;
   /** Most time one `env.fetch_url` may take, in ms. */
   readonly fetchTimeoutMs: number;
   /** Most bytes of a response body `env.fetch_url` accepts. */
@@ -215,9 +245,12 @@ export class RunnablePool {
     this.concurrency = concurrency;
     this.workerPermissions = permissions;
     this.cache = options.cache ?? new RunnableCache();
+    this.database = options.database;
+    this.staticFiles = options.staticFiles;
     this.secrets = options.secrets && checkSecrets(options.secrets, "secrets");
     const policy = fetchPolicy(options, "");
     this.allowedHosts = policy.allowedHosts;
+    this.authHeaders = policy.authHeaders;
     this.fetchTimeoutMs = policy.timeoutMs;
     this.fetchMaxBytes = policy.maxBytes;
   }
@@ -239,7 +272,7 @@ export class RunnablePool {
     for (const slot of this.#slots.splice(0)) {
       slot.removed = true;
       clearTimeout(slot.watchdog);
-      slot.fetching?.abort();
+      slot.calling?.abort();
       for (const job of [...slot.batch, ...slot.posted.values()]) {
         if (!job) continue;
         // Stop the code too: terminate() alone does not stop a busy worker.
@@ -394,7 +427,7 @@ export class RunnablePool {
       watchdogAt: 0,
       publishedAt: 0,
       quick: false,
-      fetching: undefined,
+      calling: undefined,
     };
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.#onMessage(slot, event.data);
     worker.onerror = (event) => {
@@ -484,7 +517,7 @@ export class RunnablePool {
       this.#readAnswers(slot);
       // A log callback may have closed the pool meanwhile.
       if (slot.removed) return;
-      // The worker waits for a fetch; its reply listens again.
+      // The worker waits for an asynchronous host call; its reply listens again.
       if (calling) return;
       if (slot.answered === batch.length) break;
       const wait = slot.channel.waitAnswers(slot.answered);
@@ -501,40 +534,63 @@ export class RunnablePool {
   }
 
   /**
-   * Answers the host call the worker waits on, if any (_job_channel.ts): a cache call at once, a
-   * fetch once it is over.
+   * Answers the host call the worker waits on, if any (_job_channel.ts): at once when the service
+   * answers synchronously (the in-memory cache), else once its promise settles (a fetch, a
+   * query, an asynchronous cache or file read) or the job is stopped, whichever comes first.
    *
-   * @returns whether a fetch is still running (its end calls {@linkcode RunnablePool.#listen})
+   * @returns whether a call is still running (its end calls {@linkcode RunnablePool.#listen})
    */
   #serveCall(slot: Slot, batch: (Job | undefined)[]): boolean {
-    if (slot.fetching) return true;
+    if (slot.calling) return true;
     const call = slot.channel.pendingCall();
     if (!call) return false;
-    if (!isFetchCall(call)) {
-      slot.channel.answerCall(serveCacheCall(this.cache, call));
-      return false;
-    }
     // Calls come only while a record runs: the first one not answered.
     const index = slot.channel.answered();
-    const job = batch[index];
-    const policy: FetchPolicy = job?.runnable.fetch ?? this.#fetchPolicy();
-    const left = job ? job.runnable.timeoutMs - (clock() - slot.channel.started(index)) : 0;
     const controller = new AbortController();
-    slot.fetching = controller;
-    const timeoutMs = Math.min(policy.timeoutMs, left);
-    // The call is a view of the channel: serveFetchCall copies it before its first await.
-    serveFetchCall(call, policy, timeoutMs, controller.signal).then((reply) => {
-      slot.fetching = undefined;
+    // The call is a view of the channel: every service reads it before its first await.
+    const reply = this.#serve(call, batch[index], slot.channel.started(index), controller.signal);
+    if (reply instanceof Uint8Array) {
+      slot.channel.answerCall(fitReply(reply));
+      return false;
+    }
+    slot.calling = controller;
+    const stopped = new Promise<Uint8Array>((resolve) => {
+      controller.signal.addEventListener(
+        "abort",
+        () => resolve(errorReply("the job was stopped while the host call ran")),
+        { once: true },
+      );
+    });
+    Promise.race([reply, stopped]).then((reply) => {
+      slot.calling = undefined;
       if (slot.removed || slot.batch !== batch) return;
-      slot.channel.answerCall(reply);
+      slot.channel.answerCall(fitReply(reply));
       this.#listen(slot, batch);
     });
     return true;
   }
 
+  /** Runs one host call of `job` (started at `started`, {@linkcode clock}); never rejects. */
+  #serve(
+    call: Uint8Array,
+    job: Job | undefined,
+    started: number,
+    signal: AbortSignal,
+  ): Uint8Array | Promise<Uint8Array> {
+    if (isCacheCall(call)) return serveCacheCall(this.cache, call);
+    if (isDatabaseCall(call)) return serveDatabaseCall(this.database, call);
+    if (isStaticFileCall(call)) return serveStaticFileCall(this.staticFiles, call);
+    const policy: FetchPolicy = job?.runnable.fetch ?? this.#fetchPolicy();
+    const left = job ? job.runnable.timeoutMs - (clock() - started) : 0;
+    const timeoutMs = Math.min(policy.timeoutMs, left);
+    if (isFetchCall(call)) return serveFetchCall(call, policy, timeoutMs, signal);
+    if (isGraphqlCall(call)) return serveGraphqlCall(call, policy, timeoutMs, signal);
+    return errorReply(`unknown host call ${call[0]}`);
+  }
+
   #fetchPolicy(): FetchPolicy {
-    const { allowedHosts, fetchTimeoutMs: timeoutMs, fetchMaxBytes: maxBytes } = this;
-    return { allowedHosts, timeoutMs, maxBytes };
+    const { allowedHosts, authHeaders, fetchTimeoutMs: timeoutMs, fetchMaxBytes: maxBytes } = this;
+    return { allowedHosts, authHeaders, timeoutMs, maxBytes };
   }
 
   #readAnswers(slot: Slot): void {
@@ -674,8 +730,8 @@ export class RunnablePool {
   #interrupt(slot: Slot, job: Job, outcome: Outcome): void {
     this.#settle(job, outcome);
     if (job.grace !== undefined) return;
-    // A fetch the job waits on ends now: the job's code then meets the interrupt.
-    if (slot.batch[slot.channel.answered()] === job) slot.fetching?.abort();
+    // A host call the job waits on ends now: the job's code then meets the interrupt.
+    if (slot.batch[slot.channel.answered()] === job) slot.calling?.abort();
     this.#tryInterrupt(slot, job);
     // The word may not hold this job's id yet (the worker is between two steps): retry.
     job.retry = setInterval(() => this.#tryInterrupt(slot, job), INTERRUPT_RETRY_MS);
@@ -710,7 +766,7 @@ export class RunnablePool {
     const index = this.#slots.indexOf(slot);
     if (index !== -1) this.#slots.splice(index, 1);
     slot.worker.terminate();
-    slot.fetching?.abort();
+    slot.calling?.abort();
     clearTimeout(slot.watchdog);
     this.#readAnswers(slot);
     const requeue: Job[] = [];
@@ -773,4 +829,13 @@ export class RunnablePool {
       // A failing logger must not take the pool down; the message is lost.
     }
   }
+}
+
+/** `reply`, or an error reply if it is more than a host call's reply can carry. */
+function fitReply(reply: Uint8Array): Uint8Array {
+  if (reply.length <= MAX_CALL_BYTES) return reply;
+  return errorReply(
+    `the answer of ${reply.length - 1} bytes is larger than a host call carries ` +
+      `(${MAX_CALL_BYTES - 1} bytes)`,
+  );
 }

@@ -6,7 +6,8 @@
 ;;   W<msg>      return_result for another job's ident, then nothing
 ;;   N           return nothing at all
 ;;   l<msg>      log_msg(msg, level 2), then echo the whole input
-;;   U / V       call env.graphql_query / env.get_static_file (not supported yet)
+;;   U / V / Q / D  call env.graphql_query / get_static_file / request_set_field / db_exec with
+;;               a pointer past the end of memory (the host must fail the job)
 ;;   otherwise   echo the input
 ;; Memory: 0..1023 constants, 1024..4095 FFI results, 4096.. the job's input (one at a time).
 (module
@@ -17,6 +18,9 @@
   (import "env" "get_ffi_result" (func $get_ffi_result (param i32 i32) (result i32)))
   (import "env" "graphql_query" (func $graphql_query (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "get_static_file" (func $get_static_file (param i32 i32 i32) (result i32)))
+  (import "env" "request_set_field"
+    (func $request_set_field (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "db_exec" (func $db_exec (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "memory.grow refused")
   (data (i32.const 48) "grew")
@@ -96,8 +100,15 @@
       (then
         (call $log_msg (i32.add (local.get $ptr) (i32.const 1)) (i32.sub (local.get $len) (i32.const 1))
           (i32.const 2) (local.get $ident))))
-    (if (i32.eq (local.get $op) (i32.const 0x55)) ;; U
-      (then (drop (call $graphql_query (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (local.get $ident)))))
-    (if (i32.eq (local.get $op) (i32.const 0x56)) ;; V
-      (then (drop (call $get_static_file (i32.const 0) (i32.const 0) (local.get $ident)))))
+    (if (i32.eq (local.get $op) (i32.const 0x55)) ;; U: the query runs past the end
+      (then (drop (call $graphql_query (i32.const 0) (i32.const 4)
+        (i32.const 65530) (i32.const 64) (local.get $ident)))))
+    (if (i32.eq (local.get $op) (i32.const 0x56)) ;; V: a negative address (4 GiB - 16)
+      (then (drop (call $get_static_file (i32.const -16) (i32.const 8) (local.get $ident)))))
+    (if (i32.eq (local.get $op) (i32.const 0x51)) ;; Q: the value's size is negative
+      (then (drop (call $request_set_field (i32.const 4) (i32.const 0) (i32.const 1)
+        (i32.const 0) (i32.const -1) (local.get $ident)))))
+    (if (i32.eq (local.get $op) (i32.const 0x44)) ;; D: the name is larger than memory
+      (then (drop (call $db_exec (i32.const 1) (i32.const 0) (i32.const 0x7fffffff)
+        (local.get $ident)))))
     (call $return_result (local.get $ptr) (local.get $len) (local.get $ident))))
