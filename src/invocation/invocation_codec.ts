@@ -7,7 +7,8 @@
  *
  * ```
  * offset  size  field
- * 0       1     type: 1 HELLO, 2 INVOKE, 3 BODY, 4 RESULT, 5 CANCEL, 6 DEPLOY, 7 BLOB, 8 READY
+ * 0       1     type: 1 HELLO, 2 INVOKE, 3 BODY, 4 RESULT, 5 CANCEL, 6 DEPLOY, 7 BLOB, 8 READY,
+ *               9 PING, 10 PONG
  * 1       1     flags: bit 0 END (the last chunk of this invocation's body or result)
  * 2       4     id: invocation id, big-endian u32 (0 for HELLO)
  * 6       rest  type-specific:
@@ -19,6 +20,8 @@
  *   BLOB    u16 JSON length, JSON {sha256, size}, content     proxy → sat
  *   DEPLOY  u16 JSON length, JSON {size}, manifest JSON chunk proxy → sat (id: generation)
  *   READY   JSON {functions: {key: sha256}} or {error}       sat → proxy (id: generation)
+ *   PING    empty                                             proxy → sat (id: sequence)
+ *   PONG    empty                                             sat → proxy (id: the PING's)
  * ```
  *
  * BLOB and DEPLOY deliver runnables (see deployment_codec.ts): BLOBs first, each a file
@@ -58,6 +61,11 @@ export const BLOB = 7;
 export const DEPLOY = 6;
 /** The sat applied a deployment (sat → proxy). */
 export const READY = 8;
+
+/** A health check (proxy → sat); answered at once with PONG. */
+export const PING = 9;
+/** The answer to a PING, same id. */
+export const PONG = 10;
 
 /** Flag: last chunk. */
 export const FLAG_END = 1;
@@ -105,7 +113,13 @@ export type ResultHeader =
     /** Response headers the function set (resp_set_header), lower-case names. */
     readonly headers?: Readonly<Record<string, string>>;
   }
-  | { readonly ok: false; readonly code: number; readonly message: string };
+  | {
+    readonly ok: false;
+    readonly code: number;
+    readonly message: string;
+    /** The sat did not run the invocation (it was at its limit): another sat may. */
+    readonly notRun?: true;
+  };
 
 /** A decoded message. */
 export type InvocationMessage =
@@ -131,6 +145,7 @@ export type InvocationMessage =
     readonly chunk: Uint8Array;
   }
   | { readonly type: typeof CANCEL; readonly id: number }
+  | { readonly type: typeof PING | typeof PONG; readonly id: number }
   | {
     readonly type: typeof BLOB;
     readonly id: number;
@@ -192,6 +207,11 @@ export function encodeBody(id: number, chunk: Uint8Array, end: boolean): Uint8Ar
 /** CANCEL. */
 export function encodeCancel(id: number): Uint8Array {
   return frame(CANCEL, true, id, 0)[0];
+}
+
+/** PING or PONG. */
+export function encodePing(type: typeof PING | typeof PONG, id: number): Uint8Array {
+  return frame(type, true, id, 0)[0];
 }
 
 /**
@@ -271,7 +291,12 @@ function checkResultHeader(value: unknown): ResultHeader {
     typeof v === "object" && v !== null && v.ok === false && Number.isInteger(v.code) &&
     typeof v.message === "string"
   ) {
-    return { ok: false, code: v.code as number, message: v.message };
+    if (v.notRun !== undefined && v.notRun !== true) {
+      throw new InvocationProtocolError("RESULT header has the wrong shape");
+    }
+    return v.notRun
+      ? { ok: false, code: v.code as number, message: v.message, notRun: true }
+      : { ok: false, code: v.code as number, message: v.message };
   }
   throw new InvocationProtocolError("RESULT header has the wrong shape");
 }
@@ -327,8 +352,10 @@ export function decodeInvocationMessage(bytes: Uint8Array): InvocationMessage {
     case BODY:
       return { type, id, end, chunk: rest };
     case CANCEL:
+    case PING:
+    case PONG:
       if (rest.length !== 0 || !end) {
-        throw new InvocationProtocolError("CANCEL has the wrong shape");
+        throw new InvocationProtocolError(`message type ${type} has the wrong shape`);
       }
       return { type, id };
     default:

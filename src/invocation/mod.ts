@@ -23,6 +23,7 @@ export {
   DeploymentError,
   type InvokeOptions,
   type InvokeOutcome,
+  NotDeliveredError,
   OutputTooLargeError,
   SatConnection,
   type SatConnectionOptions,

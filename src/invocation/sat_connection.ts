@@ -13,12 +13,15 @@ import {
   decodeInvocationMessage,
   DEPLOY,
   encodeCancel,
+  encodePing,
   encodeWithBody,
   HELLO,
   type Hello,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
+  PING,
+  PONG,
   READY,
   RESULT,
   type ResultHeader,
@@ -27,7 +30,12 @@ import type { DeployManifest } from "./deployment_codec.ts";
 
 /** The sat went away (channel closed or broke) before the invocation finished. */
 export class SatGoneError extends Error {
-  override readonly name = "SatGoneError";
+  override readonly name: string = "SatGoneError";
+}
+
+/** The sat went away before the invocation reached it: it did not run, another sat may. */
+export class NotDeliveredError extends SatGoneError {
+  override readonly name = "NotDeliveredError";
 }
 
 /** The result of an invocation's output exceeded the allowed size. */
@@ -43,7 +51,13 @@ export type InvokeOutcome =
     /** Response headers the function set. */
     readonly headers?: Readonly<Record<string, string>>;
   }
-  | { readonly ok: false; readonly code: number; readonly message: string };
+  | {
+    readonly ok: false;
+    readonly code: number;
+    readonly message: string;
+    /** The sat did not run it (at its limit): another sat may. */
+    readonly notRun?: true;
+  };
 
 /** Options of one invocation. */
 export interface InvokeOptions {
@@ -62,6 +76,12 @@ export class DeploymentError extends Error {
 export interface SatConnectionOptions {
   /** How long to wait for the sat's HELLO; default 10 s. */
   readonly helloTimeoutMs?: number;
+  /** How often to PING the sat; default 250 ms. */
+  readonly pingIntervalMs?: number;
+  /** Not picked once nothing was heard from it for this long; default 1 s. */
+  readonly unhealthyAfterMs?: number;
+  /** Closed once nothing was heard from it for this long; default 10 s. */
+  readonly closeAfterMs?: number;
 }
 
 const DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024;
@@ -100,9 +120,27 @@ export class SatConnection {
   #nextId = 1;
   #error: Error | undefined;
   #ended = false;
+  /** When anything last arrived from the sat (performance.now()). */
+  #lastHeard = performance.now();
+  readonly #unhealthyAfterMs: number;
+  readonly #heartbeat: ReturnType<typeof setInterval>;
 
-  private constructor(channel: SecureChannel, hello: Hello) {
+  private constructor(channel: SecureChannel, hello: Hello, options: SatConnectionOptions) {
     this.#channel = channel;
+    this.#unhealthyAfterMs = options.unhealthyAfterMs ?? 1000;
+    const closeAfterMs = options.closeAfterMs ?? 10_000;
+    let ping = 0;
+    this.#heartbeat = setInterval(() => {
+      if (performance.now() - this.#lastHeard > closeAfterMs) {
+        this.#error ??= new SatGoneError(
+          `the sat did not answer health checks for ${closeAfterMs} ms`,
+        );
+        this.#channel.close();
+        return;
+      }
+      ping = ping >= 0xffff_fffe ? 1 : ping + 1;
+      this.#channel.send(encodePing(PING, ping)).catch(() => {});
+    }, options.pingIntervalMs ?? 250);
     this.#functions = new Map(hello.functions.map((key) => [key, hello.digests?.[key] ?? ""]));
     this.#delivery = hello.delivery ?? false;
     this.#holds = new Set([...hello.cached ?? [], ...Object.values(hello.digests ?? {})]);
@@ -130,7 +168,7 @@ export class SatConnection {
       if (!first) throw new InvocationProtocolError("the sat closed before its HELLO");
       const message = decodeInvocationMessage(first);
       if (message.type !== HELLO) throw new InvocationProtocolError("expected HELLO first");
-      return new SatConnection(channel, message);
+      return new SatConnection(channel, message, options);
     } catch (error) {
       await channel.close();
       throw error;
@@ -239,6 +277,14 @@ export class SatConnection {
     return id;
   }
 
+  /**
+   * False when nothing (not even the answer to a health check) came from the sat for
+   * `unhealthyAfterMs`: it is slow or gone, and is not picked.
+   */
+  get healthy(): boolean {
+    return !this.#ended && performance.now() - this.#lastHeard <= this.#unhealthyAfterMs;
+  }
+
   /** Invocations sent and not yet finished. */
   get inFlight(): number {
     return this.#pending.size;
@@ -265,7 +311,7 @@ export class SatConnection {
     body: Uint8Array,
     options: InvokeOptions = {},
   ): Promise<InvokeOutcome> {
-    if (this.#ended) throw new SatGoneError("the sat is not connected");
+    if (this.#ended) throw new NotDeliveredError("the sat is not connected");
     options.signal?.throwIfAborted();
     const id = this.#allocateId();
     const result = new Promise<InvokeOutcome>((resolve, reject) => {
@@ -281,7 +327,12 @@ export class SatConnection {
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const messages = encodeWithBody(INVOKE, id, header, body);
-      await this.#channel.send(messages[0]!);
+      try {
+        await this.#channel.send(messages[0]!);
+      } catch (error) {
+        // The INVOKE was not sent, so the sat cannot have started it.
+        this.#settle(id, undefined, new NotDeliveredError("the sat went away", { cause: error }));
+      }
       for (let i = 1; i < messages.length && this.#pending.has(id); i++) {
         await this.#channel.send(messages[i]!);
       }
@@ -324,6 +375,8 @@ export class SatConnection {
         bytes = await this.#channel.receive()
       ) {
         const message = decodeInvocationMessage(bytes);
+        this.#lastHeard = performance.now();
+        if (message.type === PONG) continue;
         if (message.type === READY) {
           const deploy = this.#deploys.get(message.id);
           if (!deploy) throw new InvocationProtocolError("READY for no deployment");
@@ -361,6 +414,8 @@ export class SatConnection {
               ? header.headers
                 ? { ok: true, output: concatBytes(pending.chunks), headers: header.headers }
                 : { ok: true, output: concatBytes(pending.chunks) }
+              : header.notRun
+              ? { ok: false, code: header.code, message: header.message, notRun: true }
               : { ok: false, code: header.code, message: header.message },
           );
         }
@@ -369,7 +424,9 @@ export class SatConnection {
       failure = error as Error;
     }
     this.#ended = true;
-    this.#error = failure;
+    clearInterval(this.#heartbeat);
+    // A health-check timeout that closed the channel says more than the read it broke.
+    this.#error = this.#error ?? failure;
     await this.#channel.close();
     for (const id of [...this.#pending.keys()]) {
       this.#settle(id, undefined, new SatGoneError("the sat went away", { cause: this.#error }));
@@ -377,6 +434,6 @@ export class SatConnection {
     for (const deploy of this.#deploys.values()) {
       deploy.reject(new SatGoneError("the sat went away", { cause: this.#error }));
     }
-    return failure;
+    return this.#error;
   }
 }

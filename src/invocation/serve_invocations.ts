@@ -14,12 +14,15 @@ import {
   decodeInvocationMessage,
   DEPLOY,
   encodeHello,
+  encodePing,
   encodeReady,
   encodeWithBody,
   type Hello,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
+  PING,
+  PONG,
   RESULT,
   type ResultHeader,
 } from "./invocation_codec.ts";
@@ -36,7 +39,13 @@ export type RunOutcome =
     /** Response headers the function set. */
     readonly headers?: Readonly<Record<string, string>>;
   }
-  | { readonly ok: false; readonly code: number; readonly message: string };
+  | {
+    readonly ok: false;
+    readonly code: number;
+    readonly message: string;
+    /** Nothing ran: the proxy may send it to another sat. */
+    readonly notRun?: true;
+  };
 
 /** Runs one invocation; the signal aborts when the proxy cancels it or the channel ends. */
 export type InvocationRunner = (
@@ -131,6 +140,8 @@ export async function serveInvocations(
   const reply = async (id: number, outcome: RunOutcome) => {
     const header: ResultHeader = outcome.ok
       ? (outcome.headers ? { ok: true, headers: outcome.headers } : { ok: true })
+      : outcome.notRun
+      ? { ok: false, code: outcome.code, message: outcome.message, notRun: true }
       : { ok: false, code: outcome.code, message: outcome.message };
     const output = outcome.ok ? outcome.output : new Uint8Array(0);
     const messages = encodeWithBody(RESULT, id, header, output);
@@ -149,7 +160,12 @@ export async function serveInvocations(
       if (request.tooLarge) {
         outcome = { ok: false, code: 413, message: `the request body exceeds ${maxBody} bytes` };
       } else if (running.size > maxInFlight) {
-        outcome = { ok: false, code: 503, message: "the sat is at its concurrency limit" };
+        outcome = {
+          ok: false,
+          code: 503,
+          message: "the sat is at its concurrency limit",
+          notRun: true,
+        };
       } else {
         try {
           outcome = await runner(
@@ -196,6 +212,9 @@ export async function serveInvocations(
           incoming.delete(message.id);
           start(message.id, request);
         }
+      } else if (message.type === PING) {
+        // Answered at once, whatever runs: the proxy measures the sat's liveness by it.
+        channel.send(encodePing(PONG, message.id)).catch(() => {});
       } else if (message.type === CANCEL) {
         incoming.delete(message.id);
         running.get(message.id)?.abort(new Error("cancelled by the proxy"));

@@ -13,7 +13,9 @@
 import {
   type InvokeHeader,
   type InvokeOutcome,
+  NotDeliveredError,
   OutputTooLargeError,
+  type SatConnection,
   SatGoneError,
 } from "../invocation/mod.ts";
 import type { Logger } from "../cli/mod.ts";
@@ -208,8 +210,6 @@ export function createInvoker(
 ): Invoker {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return async (fn, header, body, clientSignal) => {
-    const sat = options.sats.pick(fn);
-    if (!sat) throw new InvocationFailure(503, `no connected sat can run "${fn}"; start one`);
     const controller = new AbortController();
     const timer = setTimeout(
       () =>
@@ -220,11 +220,34 @@ export function createInvoker(
     );
     const onClientGone = () => controller.abort(new InvocationFailure(499, "the client went away"));
     clientSignal?.addEventListener("abort", onClientGone, { once: true });
+    // An invocation that never reached a sat, or that a sat refused without running it, goes
+    // to the next one; one that may have run is never repeated.
+    const tried = new Set<SatConnection>();
     try {
-      return await sat.invoke(header, body, {
-        signal: controller.signal,
-        maxOutputBytes: options.maxOutputBytes,
-      });
+      while (true) {
+        const sat = options.sats.pick(fn, tried);
+        if (!sat) {
+          throw new InvocationFailure(
+            503,
+            tried.size === 0
+              ? `no connected sat can run "${fn}"; start one`
+              : `no sat could take "${fn}" (tried ${tried.size})`,
+          );
+        }
+        tried.add(sat);
+        let outcome: InvokeOutcome;
+        try {
+          outcome = await sat.invoke(header, body, {
+            signal: controller.signal,
+            maxOutputBytes: options.maxOutputBytes,
+          });
+        } catch (error) {
+          if (error instanceof NotDeliveredError) continue;
+          throw error;
+        }
+        if (!outcome.ok && outcome.notRun) continue;
+        return outcome;
+      }
     } catch (error) {
       if (error instanceof InvocationFailure) throw error;
       if (error instanceof SatGoneError) {

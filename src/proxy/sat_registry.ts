@@ -55,14 +55,14 @@ export class SatRegistry {
   }
 
   /**
-   * The connected sat with fewest invocations in flight that runs `fn` with an accepted
-   * module, if any.
+   * The healthy connected sat with fewest invocations in flight that runs `fn` with an
+   * accepted module, if any, leaving out those in `exclude` (already tried).
    */
-  pick(fn: string): SatConnection | undefined {
+  pick(fn: string, exclude?: ReadonlySet<SatConnection>): SatConnection | undefined {
     let best: SatConnection | undefined;
     const accepted = this.#accepted?.get(fn);
     for (const sat of this.#sats) {
-      if (sat.ended) continue;
+      if (!sat.healthy || exclude?.has(sat)) continue;
       const digest = sat.functions.get(fn);
       if (digest === undefined || (this.#accepted && !accepted?.has(digest))) continue;
       if (!best || sat.inFlight < best.inFlight) best = sat;
