@@ -19,10 +19,12 @@ import {
   UsageError,
 } from "./cli/mod.ts";
 import { FORWARDING_ADDRESS_PATTERN } from "./link/mod.ts";
+import { serveOpsEndpoint } from "./metrics/mod.ts";
 import {
   createStandaloneHandler,
   DeployedRunnables,
   runnableDigests,
+  SatMetrics,
   SatNode,
   wasmRunner,
 } from "./sat/mod.ts";
@@ -124,6 +126,14 @@ const COMMAND: CommandSpec = {
       valueName: "DIR",
       description: "folder of the files runnables read with get_static_file (default: none; " +
         "they get an error saying so)",
+    },
+    {
+      name: "metrics",
+      type: "string",
+      env: "STRATOS_METRICS",
+      valueName: "HOST:PORT",
+      description: "serve /metrics, /health and /ready there (default: not served; " +
+        "ready = attached to the proxy)",
     },
     {
       name: "http",
@@ -258,7 +268,17 @@ await runService("sat", COMMAND, async (flags, log) => {
     fwd,
     runnables: runnables ? [...runnables.keys()] : "delivered by the proxy",
   });
-  const sat = SatNode.start({
+  let node: SatNode | undefined;
+  const metrics = new SatMetrics(() => node?.connected ?? false);
+  const opsServer = flags.metrics === undefined ? undefined : serveOpsEndpoint(
+    parseHostPort(flags.metrics as string, "metrics"),
+    {
+      metrics: metrics.registry,
+      notReady: () => node?.connected ? undefined : "not attached to the proxy",
+    },
+  );
+  if (opsServer) announce(`metrics listening on ${formatHostPort(opsServer.addr)}`);
+  const sat = node = SatNode.start({
     relay,
     fwd,
     ticket,
@@ -268,12 +288,13 @@ await runService("sat", COMMAND, async (flags, log) => {
     digests: runnables
       ? await runnableDigests(resolve(base, pinnedDir!), [...runnables.keys()])
       : undefined,
-    runner: runnables ? wasmRunner(runnables) : delivery!.runner,
+    runner: metrics.instrument(runnables ? wasmRunner(runnables) : delivery!.runner),
     delivery,
     log,
   });
   return {
     close: async () => {
+      await opsServer?.shutdown();
       await sat.close();
       for (const runnable of runnables?.values() ?? []) runnable.close();
       await delivery?.close();

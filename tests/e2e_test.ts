@@ -501,6 +501,57 @@ Deno.test("hot reloads under load drop no request", async () => {
   }
 });
 
+Deno.test("proxy and sat serve /metrics, /health and /ready", async () => {
+  const net = await startNetwork();
+  try {
+    const get = async (port: number, path: string) => {
+      const response = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: response.status, text: await response.text() };
+    };
+    assert.equal((await get(net.httpPort, "/health")).status, 200);
+    assert.deepEqual(await get(net.httpPort, "/ready"), {
+      status: 503,
+      text: "not ready: no sat is attached\n",
+    });
+    const sat = startSat(net, `${net.satCommand} --metrics 127.0.0.1:0`, { runnables: false });
+    const satPort = Number((await sat.line(/^metrics listening on 127\.0\.0\.1:(\d+)$/))[1]);
+    assert.equal((await whenServing(net)).status, 200);
+    for (let i = 0; i < 3; i++) assert.equal((await post(net, "/hello", "m")).status, 200);
+    assert.equal((await post(net, "/nope", "")).status, 404);
+    assert.equal((await get(net.httpPort, "/ready")).status, 200);
+    assert.equal((await get(satPort, "/ready")).status, 200);
+
+    const proxyPage = (await get(net.httpPort, "/metrics")).text;
+    const count = (page: string, series: string) =>
+      Number(page.split("\n").find((l) => l.startsWith(series + " "))?.split(" ")[1] ?? "NaN");
+    assert.ok(
+      count(proxyPage, 'stratos_http_requests_total{route="/hello",method="POST",status="200"}') >=
+        4,
+      proxyPage,
+    );
+    assert.equal(
+      count(proxyPage, 'stratos_http_requests_total{route="(none)",method="POST",status="404"}'),
+      1,
+    );
+    assert.equal(count(proxyPage, "stratos_sats_connected"), 1);
+    assert.ok(count(proxyPage, 'stratos_invocations_total{fn="helloworld-rs",outcome="ok"}') >= 4);
+    assert.equal(count(proxyPage, 'stratos_handshakes_total{result="ok",reason="enrolled"}'), 1);
+    assert.equal(count(proxyPage, 'stratos_deployments_total{result="applied"}'), 1);
+    assert.match(
+      proxyPage,
+      /stratos_http_request_duration_seconds_bucket\{route="\/hello",le="\+Inf"\} \d+/,
+    );
+
+    const satPage = (await get(satPort, "/metrics")).text;
+    assert.ok(
+      count(satPage, 'stratos_sat_invocations_total{fn="helloworld-rs",outcome="ok"}') >= 4,
+    );
+    assert.equal(count(satPage, "stratos_sat_connected"), 1);
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
 Deno.test("a sat running its own --runnables gets no fn whose copy differs from the proxy's", async () => {
   const net = await startNetwork();
   try {

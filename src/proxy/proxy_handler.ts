@@ -23,6 +23,7 @@ import { atmoStringMap, type HandlerBase, runSteps, type StepsOutcome } from "..
 import { concatBytes } from "../wire/mod.ts";
 import type { SatRegistry } from "./sat_registry.ts";
 import { fnKey } from "./runnable_locator.ts";
+import type { ProxyMetrics } from "./proxy_metrics.ts";
 
 /** What a route resolves to. */
 export type RouteResolution =
@@ -35,6 +36,8 @@ export type RouteResolution =
     readonly seedStateFromHeader?: boolean;
     /** A stream handler: the request is upgraded to a WebSocket. */
     readonly stream?: boolean;
+    /** The route as the Directive writes it (e.g. `/users/:id`), for metrics and logs. */
+    readonly route?: string;
   }
   | { readonly kind: "method-not-allowed"; readonly allowed: readonly string[] }
   | { readonly kind: "not-found" };
@@ -52,6 +55,8 @@ export interface ProxyHandlerOptions {
   /** Time limit per function invocation; default 30 s. */
   readonly timeoutMs?: number;
   readonly log: Logger;
+  /** Where requests and invocations are counted. */
+  readonly metrics?: ProxyMetrics;
 }
 
 /** Default request body limit. */
@@ -206,6 +211,36 @@ export class InvocationFailure extends Error {
  * @throws InvocationFailure (from the returned function) with the status to answer
  */
 export function createInvoker(
+  options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes" | "metrics">,
+): Invoker {
+  const invoke = invoker(options);
+  const counter = options.metrics?.invocations;
+  if (!counter) return invoke;
+  return async (fn, header, body, clientSignal) => {
+    let outcome = "ok";
+    try {
+      const result = await invoke(fn, header, body, clientSignal);
+      if (!result.ok) outcome = "error";
+      return result;
+    } catch (error) {
+      const status = error instanceof InvocationFailure ? error.status : 0;
+      outcome = OUTCOMES[status] ?? "failed";
+      throw error;
+    } finally {
+      counter.inc({ fn, outcome });
+    }
+  };
+}
+
+/** Invocation outcomes by the status of an InvocationFailure. */
+const OUTCOMES: Record<number, string> = {
+  499: "cancelled",
+  502: "sat_gone",
+  503: "no_sat",
+  504: "timeout",
+};
+
+function invoker(
   options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes">,
 ): Invoker {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -283,8 +318,10 @@ export function createProxyHandler(
     const url = pathAndQuery(request.url);
     const started = performance.now();
     let status = 500;
+    let routeLabel = "(none)";
     try {
       const route = options.resolve(request.method, url.path);
+      if (route.kind === "found") routeLabel = route.route ?? "(headless)";
       if (route.kind === "not-found") {
         throw new HttpError(404, `no route for ${request.method} ${url.path}`);
       }
@@ -362,6 +399,12 @@ export function createProxyHandler(
       log.error("request failed", { requestId, error: (error as Error).message });
       return errorResponse(500, "internal error in the proxy", requestId);
     } finally {
+      options.metrics?.request(
+        routeLabel,
+        request.method,
+        status,
+        (performance.now() - started) / 1000,
+      );
       log.debug("request", {
         requestId,
         method: request.method,

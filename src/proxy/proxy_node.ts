@@ -22,6 +22,8 @@ import {
 import type { MessageTransport } from "../wire/mod.ts";
 import { createProxyHandler, type RouteResolution } from "./proxy_handler.ts";
 import { SatRegistry } from "./sat_registry.ts";
+import { ProxyMetrics } from "./proxy_metrics.ts";
+import { opsResponse } from "../metrics/mod.ts";
 import type { Deployment } from "./deployment.ts";
 
 /** Where the proxy remembers its forwarding address, inside its state folder. */
@@ -73,6 +75,7 @@ export interface ProxyNodeOptions {
 export class ProxyNode {
   readonly #options: ProxyNodeOptions;
   readonly #sats: SatRegistry;
+  readonly #metrics: ProxyMetrics;
   readonly #stop = new AbortController();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #pendingHandshakes = new Set<MessageTransport>();
@@ -93,13 +96,27 @@ export class ProxyNode {
     );
     this.#deployment = options.deployment;
     if (options.deployment) this.#sats.accept(digestsOf(options.deployment));
-    const handler = createProxyHandler({
+    this.#metrics = new ProxyMetrics(this.#sats);
+    const directiveHandler = createProxyHandler({
       resolve: options.resolve,
       sats: this.#sats,
       maxBodyBytes: options.maxBodyBytes,
       timeoutMs: options.timeoutMs,
       log: options.log,
+      metrics: this.#metrics,
     });
+    // /metrics, /health and /ready come before any Directive route (the Directive may not
+    // declare them).
+    const ops = {
+      metrics: this.#metrics.registry,
+      notReady: () => this.#sats.size === 0 ? "no sat is attached" : undefined,
+    };
+    const handler = (request: Request): Promise<Response> | Response => {
+      const url = request.url;
+      const at = url.indexOf("/", url.indexOf("//") + 2);
+      const path = at < 0 ? "/" : url.slice(at).split("?")[0]!;
+      return opsResponse(request.method, path, ops) ?? directiveHandler(request);
+    };
     this.#server = Deno.serve({
       hostname: options.http.hostname,
       port: options.http.port,
@@ -152,6 +169,11 @@ export class ProxyNode {
     return this.#sats;
   }
 
+  /** What the proxy counts (served as /metrics). */
+  get metrics(): ProxyMetrics {
+    return this.#metrics;
+  }
+
   /**
    * Rolls a new deployment out: every connected sat that takes deliveries gets it, and sats
    * running the old or the new modules are both picked until the rollout is done and requests
@@ -183,6 +205,7 @@ export class ProxyNode {
       const functions = await sat.deploy(deployment.manifest, deployment.files, {
         timeoutMs: this.#options.deployTimeoutMs,
       });
+      this.#metrics.deployments.inc({ result: "applied" });
       log.info("sat runs the deployment", {
         sat: sat.peer,
         functions: [...functions.keys()],
@@ -190,6 +213,9 @@ export class ProxyNode {
       });
     } catch (error) {
       if (sat.ended) return;
+      this.#metrics.deployments.inc({
+        result: error instanceof DeploymentError ? "refused" : "failed",
+      });
       log.warn(
         error instanceof DeploymentError
           ? "a sat refused the deployment"
@@ -298,6 +324,10 @@ export class ProxyNode {
       try {
         const channel = await SecureChannel.respond(link, { identity, trust });
         this.#pendingHandshakes.delete(link);
+        this.#metrics.handshakes.inc({
+          result: "ok",
+          reason: channel.enrolled ? "enrolled" : "trusted",
+        });
         if (channel.enrolled) {
           log.info("enrolled a new sat", { sat: channel.peer });
           await this.#announceSatCommand();
@@ -314,8 +344,10 @@ export class ProxyNode {
         log.info("sat disconnected", { sat: sat.peer, error: error?.message });
       } catch (error) {
         if (error instanceof TrustError) {
+          this.#metrics.handshakes.inc({ result: "refused", reason: trustReason(error.message) });
           log.warn("refused a sat", { sat: error.peer, reason: error.message });
         } else if (!this.#stop.signal.aborted) {
+          this.#metrics.handshakes.inc({ result: "failed", reason: (error as Error).name });
           log.warn("a sat failed to connect", { error: (error as Error).message });
         }
       } finally {
@@ -323,6 +355,14 @@ export class ProxyNode {
       }
     })();
   }
+}
+
+/** A short, bounded label for a trust refusal (its message names peers; labels must not). */
+function trustReason(message: string): string {
+  if (/ticket/i.test(message)) return "ticket";
+  if (/not trusted|unknown|not allowed/i.test(message)) return "untrusted";
+  if (/pin/i.test(message)) return "pinned";
+  return "other";
 }
 
 /** The module digest of each fn of `deployment`. */

@@ -30,9 +30,12 @@ export function routeResolver(
   const table = {
     match(method: string, path: string): RouteResolution {
       const found = requests.match(method, path);
-      if (found.kind === "found" || streamHandlers.length === 0) return found;
+      if (found.kind === "found") return { ...found, route: found.handler.resource };
+      if (streamHandlers.length === 0) return found;
       const stream = streams.match(method, path);
-      return stream.kind === "found" ? { ...stream, stream: true } : found;
+      return stream.kind === "found"
+        ? { ...stream, stream: true, route: stream.handler.resource }
+        : found;
     },
   };
   if (!directive.headless) return (method, path) => table.match(method, path);

@@ -13,3 +13,4 @@ export {
   type HostServices,
 } from "./deployed_runnables.ts";
 export { runnableDigests } from "./runnable_digests.ts";
+export { SatMetrics } from "./sat_metrics.ts";

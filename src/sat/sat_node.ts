@@ -34,7 +34,7 @@ export interface SatNodeOptions {
   readonly functions: readonly string[];
   /** SHA-256 of each function's module, announced so the proxy can check it is its own. */
   readonly digests?: Readonly<Record<string, string>>;
-  /** Runs one invocation (ignored with `delivery`). */
+  /** Runs one invocation (with `delivery`: its runner, maybe instrumented). */
   readonly runner: InvocationRunner;
   /** Takes the runnables the proxy delivers, instead of fixed ones. */
   readonly delivery?: DeployedRunnables;
@@ -58,6 +58,7 @@ export class SatNode {
   readonly #ticket: Ticket | undefined;
   readonly #stopped: Promise<TrustError | undefined>;
   #network: LinkNetwork | undefined;
+  #connected = false;
 
   private constructor(options: SatNodeOptions) {
     this.#options = options;
@@ -77,6 +78,11 @@ export class SatNode {
   /** Resolves when the sat stops: undefined after close(), the TrustError on a refusal. */
   get stopped(): Promise<TrustError | undefined> {
     return this.#stopped;
+  }
+
+  /** True while a secure channel to the proxy is up. */
+  get connected(): boolean {
+    return this.#connected;
   }
 
   /** Disconnects and stops reconnecting. */
@@ -105,12 +111,13 @@ export class SatNode {
         backoff.reset();
         log.info("connected to the proxy", { proxy: channel.peer, fwd, relay });
         this.#options.onConnected?.(channel.peer);
+        this.#connected = true;
         const { delivery, digests } = this.#options;
         const hello = delivery ? await delivery.hello() : undefined;
         const error = await serveInvocations(
           channel,
           hello?.functions ?? this.#options.functions,
-          delivery?.runner ?? this.#options.runner,
+          this.#options.runner,
           delivery
             ? {
               delivery,
@@ -118,6 +125,7 @@ export class SatNode {
             }
             : { hello: { digests: digests ?? {}, delivery: false } },
         );
+        this.#connected = false;
         if (!signal.aborted) {
           log.warn("lost the proxy; reconnecting", { fwd, error: error?.message });
         }
@@ -135,6 +143,7 @@ export class SatNode {
           });
         }
       } finally {
+        this.#connected = false;
         this.#network?.close();
       }
       await backoff.wait(signal);
