@@ -134,6 +134,7 @@ await runService("proxy", COMMAND, async (flags, log) => {
     runnablesDir,
     apply: (deployment) => apply(deployment),
     onReload: (reloaded) => onReload(reloaded.schedules),
+    onRefused: () => proxy?.metrics.reloads.inc({ result: "refused" }),
   });
   const stateDir = stateDirPath("proxy");
   const identity = await loadOrCreateIdentity(stateDir);
@@ -143,7 +144,9 @@ await runService("proxy", COMMAND, async (flags, log) => {
     directive: directive.directive.file,
     routes: directive.directive.handlers.length,
   });
-  const proxy = await ProxyNode.start({
+  // deno-lint-ignore prefer-const -- read by the reloader's callbacks before it is set
+  let proxy: ProxyNode | undefined;
+  proxy = await ProxyNode.start({
     relay,
     http,
     resolve: (method, path) => directive.resolve(method, path),
@@ -159,7 +162,10 @@ await runService("proxy", COMMAND, async (flags, log) => {
   apply = (deployment) => proxy.rollOut(deployment);
   const scheduler = new Scheduler(createInvoker({ sats: proxy.sats, timeoutMs }), log);
   scheduler.replace(directive.directive.schedules);
-  onReload = (schedules) => scheduler.replace(schedules);
+  onReload = (schedules) => {
+    proxy.metrics.reloads.inc({ result: "applied" });
+    scheduler.replace(schedules);
+  };
   return {
     close: async () => {
       scheduler.close();

@@ -27,6 +27,8 @@ export interface DirectiveReloaderOptions {
   readonly apply?: (deployment: Deployment) => Promise<void>;
   /** Called after each successful reload. */
   readonly onReload?: (directive: Directive) => void;
+  /** Called when a changed Directive is refused (the old one stays). */
+  readonly onRefused?: (error: Error) => void;
 }
 
 /**
@@ -157,6 +159,7 @@ export class DirectiveReloader {
         file: this.#path,
       });
       for (const line of (error as Error).message.split("\n")) log.error(line);
+      this.#options.onRefused?.(error as Error);
     }
   }
 }
