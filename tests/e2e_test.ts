@@ -552,6 +552,39 @@ Deno.test("proxy and sat serve /metrics, /health and /ready", async () => {
   }
 });
 
+Deno.test("SIGTERM drains: sat and proxy finish the request in flight, then exit 0", async () => {
+  const net = await startNetwork();
+  try {
+    const sat = startSat(net, net.satCommand, { runnables: false });
+    assert.equal((await whenServing(net)).status, 200);
+    // The sat is told to stop while it runs a 1.5 s invocation: the caller still gets it.
+    const slow = post(net, "/slow", "1500");
+    await new Promise((r) => setTimeout(r, 400));
+    sat.kill("SIGTERM");
+    assert.deepEqual(await slow, { status: 200, text: "1500" });
+    assert.equal((await sat.exited()).code, 0);
+    assert.equal((await post(net, "/hello", "x")).status, 503);
+
+    // The same for the proxy.
+    const second = startSat(
+      net,
+      `deno task sat --fwd ${net.fwd} --relay 127.0.0.1:${net.relayPort}`,
+      {
+        runnables: false,
+      },
+    );
+    assert.equal((await whenServing(net)).status, 200);
+    const slower = post(net, "/slow", "1500");
+    await new Promise((r) => setTimeout(r, 400));
+    net.proxy.kill("SIGTERM");
+    assert.deepEqual(await slower, { status: 200, text: "1500" });
+    assert.equal((await net.proxy.exited()).code, 0);
+    void second;
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
 Deno.test("a sat running its own --runnables gets no fn whose copy differs from the proxy's", async () => {
   const net = await startNetwork();
   try {

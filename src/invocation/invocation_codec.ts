@@ -19,7 +19,8 @@
  *   CANCEL  empty                                             proxy → sat
  *   BLOB    u16 JSON length, JSON {sha256, size}, content     proxy → sat
  *   DEPLOY  u16 JSON length, JSON {size}, manifest JSON chunk proxy → sat (id: generation)
- *   READY   JSON {functions: {key: sha256}} or {error}       sat → proxy (id: generation)
+ *   READY   JSON {functions: {key: sha256}} or {error}       sat → proxy (id: generation; 0:
+ *                                                             unasked, e.g. {} when draining)
  *   PING    empty                                             proxy → sat (id: sequence)
  *   PONG    empty                                             sat → proxy (id: the PING's)
  * ```

@@ -377,6 +377,15 @@ export class SatConnection {
         const message = decodeInvocationMessage(bytes);
         this.#lastHeard = performance.now();
         if (message.type === PONG) continue;
+        if (message.type === READY && message.id === 0) {
+          // The sat says what it runs now, unasked (it drains before stopping: nothing).
+          if (!message.ready.ok) throw new InvocationProtocolError("READY 0 with an error");
+          this.#functions.clear();
+          for (const [key, sha] of Object.entries(message.ready.functions)) {
+            this.#functions.set(key, sha);
+          }
+          continue;
+        }
         if (message.type === READY) {
           const deploy = this.#deploys.get(message.id);
           if (!deploy) throw new InvocationProtocolError("READY for no deployment");

@@ -64,6 +64,13 @@ export interface ServeInvocationsOptions {
   readonly hello?: Omit<Hello, "functions">;
   /** Takes deployments from the proxy; without it a DEPLOY is answered with an error. */
   readonly delivery?: Delivery;
+  /**
+   * Aborting it drains the sat: it tells the proxy it runs nothing any more (READY with id 0),
+   * lets the invocations running finish (at most `drainMs`), then closes the channel.
+   */
+  readonly stop?: AbortSignal;
+  /** Longest wait for running invocations when stopping; default 10 s. */
+  readonly drainMs?: number;
 }
 
 /** The sat's side of runnable delivery. */
@@ -182,6 +189,16 @@ export async function serveInvocations(
   };
 
   let failure: Error | undefined;
+  const drain = async () => {
+    await channel.send(encodeReady(0, { functions: {} })).catch(() => {});
+    const deadline = performance.now() + (options.drainMs ?? 10_000);
+    while ((running.size > 0 || incoming.size > 0) && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await channel.close();
+  };
+  if (options.stop?.aborted) void drain();
+  else options.stop?.addEventListener("abort", () => void drain(), { once: true });
   try {
     await channel.send(encodeHello(functions, options.hello));
     for (let bytes = await channel.receive(); bytes; bytes = await channel.receive()) {

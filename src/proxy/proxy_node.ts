@@ -59,6 +59,8 @@ export interface ProxyNodeOptions {
    * sat is picked with. Without it, sats run what they announce.
    */
   readonly deployment?: Deployment;
+  /** Longest wait for requests in flight when closing; default 10 s. */
+  readonly drainMs?: number;
   /** How long a sat may take to apply a deployment; default 60 s. */
   readonly deployTimeoutMs?: number;
 }
@@ -85,6 +87,7 @@ export class ProxyNode {
   #relayLoop: Promise<void> = Promise.resolve();
   #ticketTimer: ReturnType<typeof setTimeout> | undefined;
   #deployment: Deployment | undefined;
+  #closing: Promise<void> = Promise.resolve();
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #registered!: (address: string) => void;
   #failed!: (error: Error) => void;
@@ -120,7 +123,6 @@ export class ProxyNode {
     this.#server = Deno.serve({
       hostname: options.http.hostname,
       port: options.http.port,
-      signal: this.#stop.signal,
       onListen: () => {},
       onError: (error) => {
         options.log.error("HTTP handler failed", { error: String(error) });
@@ -225,17 +227,32 @@ export class ProxyNode {
     }
   }
 
-  /** Stops accepting, closes every channel and the HTTP server. */
+  /**
+   * Stops gracefully: accepts no new HTTP connection or sat, lets the requests in flight finish
+   * (at most `drainMs`, default 10 s; the sats stay attached meanwhile), then closes every
+   * channel and the relay connection.
+   */
   async close(): Promise<void> {
+    if (this.#stop.signal.aborted) return await this.#closing;
     this.#stop.abort();
-    clearTimeout(this.#ticketTimer);
-    clearTimeout(this.#graceTimer);
-    this.#listener?.close();
-    this.#network?.close();
-    for (const transport of this.#pendingHandshakes) transport.close();
-    await this.#sats.closeAll();
-    await this.#relayLoop;
-    await this.#server.finished;
+    this.#closing = (async () => {
+      clearTimeout(this.#ticketTimer);
+      clearTimeout(this.#graceTimer);
+      for (const transport of this.#pendingHandshakes) transport.close();
+      // shutdown() (not an abort signal, which drops them) lets requests in flight finish.
+      const drained = this.#server.shutdown();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        drained,
+        new Promise((resolve) => (timer = setTimeout(resolve, this.#options.drainMs ?? 10_000))),
+      ]);
+      clearTimeout(timer);
+      this.#listener?.close();
+      this.#network?.close();
+      await this.#sats.closeAll();
+      await this.#relayLoop;
+    })();
+    await this.#closing;
   }
 
   async #runRelayLoop(remembered: string | undefined): Promise<void> {
@@ -319,6 +336,10 @@ export class ProxyNode {
 
   #admit(link: MessageTransport): void {
     const { log, identity, trust } = this.#options;
+    if (this.#stop.signal.aborted) {
+      link.close(); // stopping: no new sat
+      return;
+    }
     this.#pendingHandshakes.add(link);
     (async () => {
       try {

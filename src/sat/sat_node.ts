@@ -39,6 +39,8 @@ export interface SatNodeOptions {
   /** Takes the runnables the proxy delivers, instead of fixed ones. */
   readonly delivery?: DeployedRunnables;
   readonly log: Logger;
+  /** Longest wait for running invocations when closing; default 10 s. */
+  readonly drainMs?: number;
   /** Called once per established channel (for tests and the demo). */
   readonly onConnected?: (proxy: string) => void;
 }
@@ -55,6 +57,7 @@ export interface SatNodeOptions {
 export class SatNode {
   readonly #options: SatNodeOptions;
   readonly #stop = new AbortController();
+  readonly #drain = new AbortController();
   readonly #ticket: Ticket | undefined;
   readonly #stopped: Promise<TrustError | undefined>;
   #network: LinkNetwork | undefined;
@@ -85,8 +88,20 @@ export class SatNode {
     return this.#connected;
   }
 
-  /** Disconnects and stops reconnecting. */
+  /**
+   * Stops: tells the proxy to send nothing more, lets the invocations running finish (at most
+   * `drainMs`, default 10 s), closes the channel cleanly, and stops reconnecting.
+   */
   async close(): Promise<void> {
+    this.#drain.abort();
+    if (!this.#connected) this.#stop.abort();
+    const bound = (this.#options.drainMs ?? 10_000) + 1000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#stopped,
+      new Promise((resolve) => (timer = setTimeout(resolve, bound))),
+    ]);
+    clearTimeout(timer);
     this.#stop.abort();
     this.#network?.close();
     await this.#stopped;
@@ -95,7 +110,7 @@ export class SatNode {
   async #run(): Promise<TrustError | undefined> {
     const { log, identity, trust, fwd } = this.#options;
     const backoff = new Backoff();
-    const signal = this.#stop.signal;
+    const signal = AbortSignal.any([this.#stop.signal, this.#drain.signal]);
     const relay = formatHostPort(this.#options.relay);
     while (!signal.aborted) {
       try {
@@ -118,12 +133,16 @@ export class SatNode {
           channel,
           hello?.functions ?? this.#options.functions,
           this.#options.runner,
-          delivery
-            ? {
-              delivery,
-              hello: { digests: hello!.digests, cached: hello!.cached, delivery: true },
-            }
-            : { hello: { digests: digests ?? {}, delivery: false } },
+          {
+            stop: this.#drain.signal,
+            drainMs: this.#options.drainMs,
+            ...(delivery
+              ? {
+                delivery,
+                hello: { digests: hello!.digests, cached: hello!.cached, delivery: true },
+              }
+              : { hello: { digests: digests ?? {}, delivery: false } }),
+          },
         );
         this.#connected = false;
         if (!signal.aborted) {
