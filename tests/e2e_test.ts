@@ -5,151 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT, Service } from "./_services.ts";
-import { TcpTap } from "./_tcp_tap.ts";
-
-const DIRECTIVE = `identifier: com.example.e2e
-appVersion: v0.1.0
-atmoVersion: v0.4.0
-handlers:
-  - type: request
-    resource: /hello
-    method: POST
-    steps:
-      - fn: helloworld-rs
-  - type: request
-    resource: /slow
-    method: POST
-    steps:
-      - fn: slow
-  - type: request
-    resource: /chain
-    method: POST
-    steps:
-      - fn: helloworld-rs
-      - fn: abi_probe
-`;
-
-interface Network {
-  home: string;
-  relay: Service;
-  proxy: Service;
-  relayPort: number;
-  httpPort: number;
-  fwd: string;
-  satCommand: string;
-  runnables: string;
-  directive: string;
-  services: Service[];
-  taps: TcpTap[];
-}
-
-async function startNetwork(options: { tap?: boolean } = {}): Promise<Network> {
-  const home = await Deno.makeTempDir({ prefix: "stratos-e2e-" });
-  const runnables = join(home, "runnables");
-  await Deno.mkdir(join(runnables, "slow"), { recursive: true });
-  await Deno.mkdir(join(runnables, "helloworld-rs"), { recursive: true });
-  await Deno.copyFile(
-    join(ROOT, "runnables/helloworld-rs/helloworld-rs.wasm"),
-    join(runnables, "helloworld-rs/helloworld-rs.wasm"),
-  );
-  await Deno.copyFile(
-    join(ROOT, "tests/wasm/slow.wasm"),
-    join(runnables, "slow/slow.wasm"),
-  );
-  await Deno.copyFile(join(ROOT, "tests/wasm/abi_probe.wasm"), join(runnables, "abi_probe.wasm"));
-  const directive = join(home, "Directive.yaml");
-  await Deno.writeTextFile(directive, DIRECTIVE);
-
-  const relay = Service.start("relay", ["--listen", "127.0.0.1:0"], {
-    STRATOS_HOME: join(home, "relay-home"),
-  });
-  const relayPort = Number((await relay.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
-  const taps: TcpTap[] = [];
-  const relayFor = () => {
-    if (!options.tap) return relayPort;
-    const tap = new TcpTap({ hostname: "127.0.0.1", port: relayPort });
-    taps.push(tap);
-    return tap.port;
-  };
-  const proxy = Service.start("proxy", [
-    "--relay",
-    `127.0.0.1:${relayFor()}`,
-    "--http",
-    "127.0.0.1:0",
-    "--directive",
-    directive,
-    "--timeout",
-    "15000",
-  ], { STRATOS_HOME: join(home, "proxy-home") });
-  const httpPort = Number((await proxy.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
-  const fwd = (await proxy.line(/^(FWD_[0-9a-f]{16})$/))[1]!;
-  let satCommand = (await proxy.line(/^sat command: (.*)$/))[1]!;
-  if (options.tap) {
-    satCommand = satCommand.replace(/--relay 127\.0\.0\.1:\d+/, `--relay 127.0.0.1:${relayFor()}`);
-  }
-  return {
-    home,
-    relay,
-    proxy,
-    relayPort,
-    httpPort,
-    fwd,
-    satCommand,
-    runnables,
-    directive,
-    services: [relay, proxy],
-    taps,
-  };
-}
-
-/**
- * Starts a sat from a `deno task sat ...` line: as a user would (through a shell, from the
- * repo root) when `shell` is set, else as the task's own process, so that SIGKILL reaches it.
- */
-function startSat(
-  net: Network,
-  line: string,
-  options: { home?: string; shell?: boolean; runnables?: string | false } = {},
-) {
-  const env = { STRATOS_HOME: join(net.home, options.home ?? "sat-home") };
-  const prefix = "deno task sat ";
-  assert.ok(line.startsWith(prefix), line);
-  // By default the sat runs its own copies (--runnables); `runnables: false` runs it exactly as
-  // printed, taking what the proxy delivers.
-  const pinned = options.runnables === false
-    ? []
-    : ["--runnables", options.runnables ?? net.runnables];
-  const sat = options.shell
-    ? Service.shell("sat", ["exec", line, ...pinned].join(" "), env)
-    : Service.start("sat", [...line.slice(prefix.length).split(" "), ...pinned], env);
-  net.services.push(sat);
-  return sat;
-}
-
-async function stopNetwork(net: Network): Promise<void> {
-  for (const service of net.services.reverse()) await service.stop();
-  for (const tap of net.taps) await tap.close();
-  await Deno.remove(net.home, { recursive: true });
-}
-
-async function post(net: Network, path: string, body: string, signal?: AbortSignal) {
-  const response = await fetch(`http://127.0.0.1:${net.httpPort}${path}`, {
-    method: "POST",
-    body,
-    signal,
-  });
-  return { status: response.status, text: await response.text() };
-}
-
-/** Posts until the answer is not 503 (no sat yet), for at most `ms`. */
-async function whenServing(net: Network, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const answer = await post(net, "/hello", "my friend");
-    if (answer.status !== 503 || Date.now() > deadline) return answer;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { DIRECTIVE, post, startNetwork, startSat, stopNetwork, whenServing } from "./_network.ts";
+import type { TcpTap } from "./_tcp_tap.ts";
 
 Deno.test("the reference design serves hello, my friend; the sat re-attaches without a ticket", async () => {
   const net = await startNetwork();
@@ -226,9 +83,9 @@ Deno.test("the relay carries neither the request body nor the response in the cl
       answer = await post(net, "/hello", secret);
     } while (answer.status === 503 && Date.now() < deadline);
     assert.deepEqual(answer, { status: 200, text: `hello, ${secret}` });
-    const [proxyTap, satTap] = net.taps;
+    const [proxyTap, satTap] = net.taps as TcpTap[];
     assert.ok(proxyTap!.total > 0 && satTap!.total > 0, "both taps carried traffic");
-    for (const tap of net.taps) {
+    for (const tap of net.taps as TcpTap[]) {
       assert.equal(tap.contains(new TextEncoder().encode(secret)), false);
       assert.equal(tap.contains(new TextEncoder().encode(`hello, ${secret}`)), false);
       assert.equal(tap.contains(new TextEncoder().encode(secret.slice(10))), false);
