@@ -123,6 +123,7 @@ const COMMAND: CommandSpec = {
     {
       name: "static",
       type: "string",
+      env: "STRATOS_STATIC",
       valueName: "DIR",
       description: "folder of the files runnables read with get_static_file (default: none; " +
         "they get an error saying so)",

@@ -442,6 +442,34 @@ Deno.test("SIGTERM drains: sat and proxy finish the request in flight, then exit
   }
 });
 
+Deno.test("deno task ticket enrolls another sat next to a running proxy; identity shows ids", async () => {
+  const net = await startNetwork();
+  try {
+    const env = { STRATOS_HOME: join(net.home, "proxy-home") };
+    const issued = Service.start("ticket", ["--relay", `127.0.0.1:${net.relayPort}`], env);
+    assert.equal((await issued.exited()).code, 0, issued.stderr);
+    const line = issued.lines.find((l) => l.startsWith("sat command: "))!;
+    assert.match(
+      line,
+      new RegExp(`--fwd ${net.fwd} --relay 127\\.0\\.0\\.1:${net.relayPort} --ticket `),
+    );
+    startSat(net, line.slice("sat command: ".length), { runnables: false });
+    assert.deepEqual(await whenServing(net), { status: 200, text: "hello, my friend" });
+
+    const shown = Service.start("identity", ["show", "--role", "proxy"], env);
+    assert.equal((await shown.exited()).code, 0, shown.stderr);
+    assert.match(shown.lines[0]!, /^I[0-9a-f]{64}$/);
+    assert.match(net.proxy.stderr, new RegExp(shown.lines[0]!));
+    const none = Service.start("identity", ["show", "--role", "relay"], {
+      STRATOS_HOME: join(net.home, "nobody"),
+    });
+    assert.equal((await none.exited()).code, 1);
+    assert.match(none.stderr, /has no identity .* deno task identity create --role relay/);
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
 Deno.test("a sat running its own --runnables gets no fn whose copy differs from the proxy's", async () => {
   const net = await startNetwork();
   try {

@@ -53,9 +53,12 @@ export {
 export { identifierOf, Identity, isIdentifier, verifyIdentitySignature } from "./identity.ts";
 export {
   ensureStateDir,
+  IDENTITY_FILE_NAME,
+  loadIdentity,
   loadOrCreateIdentity,
   readStateFile,
   type Role,
+  ROLES,
   stateDirPath,
   StateFileError,
   writeStateFile,

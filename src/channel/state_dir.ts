@@ -452,6 +452,28 @@ export async function loadOrCreateIdentity(
   return identity;
 }
 
+/**
+ * Loads the identity of a state folder without creating one.
+ *
+ * @param dir The role's state folder.
+ * @returns The identity, or undefined when the folder has none yet.
+ * @throws {StateFileError} when the key file is readable by others or malformed.
+ * @example
+ * ```ts
+ * const identity = await loadIdentity(stateDirPath("proxy")); // undefined before the first start
+ * ```
+ */
+export async function loadIdentity(
+  dir: string,
+  options: LoadIdentityOptions = {},
+): Promise<Identity | undefined> {
+  const path = join(dir, IDENTITY_FILE_NAME);
+  const existing = await readSecretFile(path);
+  return existing === undefined
+    ? undefined
+    : identityFromFile(path, existing, { backend: options.backend });
+}
+
 function identityFromFile(
   path: string,
   bytes: Uint8Array,

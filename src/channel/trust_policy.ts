@@ -32,7 +32,7 @@ import { defaultBackend } from "./backends.ts";
 import { constantTimeEqual } from "./constant_time.ts";
 import type { CryptoBackend } from "./crypto_backend.ts";
 import { isIdentifier } from "./identity.ts";
-import { ensureStateDir, readStateFile, writeStateFile } from "./state_dir.ts";
+import { ensureStateDir, readStateFile, SECRET_FILE_MODE, writeStateFile } from "./state_dir.ts";
 import {
   encodeTicket,
   TICKET_ID_LEN,
@@ -374,9 +374,24 @@ export class TrustPolicy {
    */
   #mutate<T>(change: (state: TrustState) => Mutation<T>): Promise<T> {
     const run = async (): Promise<T> => {
+      if (this.#path === undefined) {
+        const { next, result } = change(this.#state);
+        if (next !== undefined) this.#state = next;
+        return result;
+      }
+      // Another process may share the state folder (`deno task ticket` next to a running
+      // proxy): an exclusive lock around read, change and write keeps every update.
+      using lock = await Deno.open(`${this.#path}.lock`, {
+        create: true,
+        write: true,
+        mode: SECRET_FILE_MODE,
+      });
+      await lock.lock(true);
+      const json = await readStateFile(this.#path);
+      if (json !== undefined) this.#state = parseTrustState(this.#path, json);
       const { next, result } = change(this.#state);
       if (next !== undefined) {
-        if (this.#path !== undefined) await writeStateFile(this.#path, serialize(next));
+        await writeStateFile(this.#path, serialize(next));
         this.#state = next;
       }
       return result;
