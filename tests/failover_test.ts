@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import {
+  bodyBytes,
   type InvocationRunner,
   type InvokeHeader,
   SatConnection,
@@ -70,8 +71,10 @@ async function until(condition: () => boolean, ms = 5000): Promise<number> {
   return performance.now() - start;
 }
 
-const answer = (name: string): InvocationRunner => (_h, body) =>
-  Promise.resolve({ ok: true, output: bytes(`${name}: ${text(body)}`) });
+const answer = (name: string): InvocationRunner => async (_h, body) => ({
+  ok: true,
+  output: bytes(`${name}: ${text(await bodyBytes(body))}`),
+});
 
 Deno.test("a sat that stops answering is not picked within a second, and later closed", async () => {
   const [satChannel, proxyChannel] = await channels();

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import {
+  bodyBytes,
   decodeInvocationMessage,
+  type InvocationBody,
   InvocationProtocolError,
   type InvokeHeader,
   MAX_CHUNK_LEN,
@@ -44,8 +46,11 @@ async function channels(): Promise<[SecureChannel, SecureChannel]> {
 }
 
 async function setUp(
-  runner: (h: InvokeHeader, body: Uint8Array, signal: AbortSignal) => Promise<RunOutcome>,
+  run: (h: InvokeHeader, body: Uint8Array, signal: AbortSignal) => Promise<RunOutcome>,
 ) {
+  // The runners here read whole bodies; a streamed one is read first.
+  const runner = async (h: InvokeHeader, body: InvocationBody, signal: AbortSignal) =>
+    run(h, await bodyBytes(body), signal);
   const [satChannel, proxyChannel] = await channels();
   const served = serveInvocations(satChannel, ["echo", "hello"], runner);
   const sat = await SatConnection.accept(proxyChannel);

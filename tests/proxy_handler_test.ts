@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import { SILENT_LOGGER } from "../src/cli/mod.ts";
 import { parseDirective } from "../src/directive/mod.ts";
-import { type RunOutcome, SatConnection, serveInvocations } from "../src/invocation/mod.ts";
+import {
+  bodyBytes,
+  type RunOutcome,
+  SatConnection,
+  serveInvocations,
+} from "../src/invocation/mod.ts";
 import {
   createInvoker,
   createProxyHandler,
@@ -110,10 +115,10 @@ async function proxyWith(
   const served = serveInvocations(
     satChannel,
     ["hello", "upper", "greet", "seen", "fail"],
-    (header, body) =>
+    async (header, body) =>
       runner(
         header.fn,
-        new TextDecoder().decode(body),
+        new TextDecoder().decode(await bodyBytes(body)),
         { ...header.params },
         Object.fromEntries(
           Object.entries(header.state ?? {}).map((

@@ -8,7 +8,7 @@
  * ```
  * offset  size  field
  * 0       1     type: 1 HELLO, 2 INVOKE, 3 BODY, 4 RESULT, 5 CANCEL, 6 DEPLOY, 7 BLOB, 8 READY,
- *               9 PING, 10 PONG
+ *               9 PING, 10 PONG, 11 WINDOW
  * 1       1     flags: bit 0 END (the last chunk of this invocation's body or result)
  * 2       4     id: invocation id, big-endian u32 (0 for HELLO)
  * 6       rest  type-specific:
@@ -23,6 +23,8 @@
  *                                                             unasked, e.g. {} when draining)
  *   PING    empty                                             proxy → sat (id: sequence)
  *   PONG    empty                                             sat → proxy (id: the PING's)
+ *   WINDOW  u32 bytes                                         either way: more credit for the
+ *                                                             body stream `id` (see _flow.ts)
  * ```
  *
  * BLOB and DEPLOY deliver runnables (see deployment_codec.ts): BLOBs first, each a file
@@ -68,6 +70,9 @@ export const PING = 9;
 /** The answer to a PING, same id. */
 export const PONG = 10;
 
+/** Flow-control credit for one body stream (see _flow.ts). */
+export const WINDOW = 11;
+
 /** Flag: last chunk. */
 export const FLAG_END = 1;
 /** Size of the fixed message header. */
@@ -93,6 +98,8 @@ export interface InvokeHeader {
   readonly params: Readonly<Record<string, string>>;
   /** The request state the function sees (Atmo), each value base64-encoded bytes. */
   readonly state?: Readonly<Record<string, string>>;
+  /** The body's length when it is streamed (INVOKE without END) and known in advance. */
+  readonly size?: number;
 }
 
 /** What a sat tells the proxy first. */
@@ -147,6 +154,7 @@ export type InvocationMessage =
   }
   | { readonly type: typeof CANCEL; readonly id: number }
   | { readonly type: typeof PING | typeof PONG; readonly id: number }
+  | { readonly type: typeof WINDOW; readonly id: number; readonly credit: number }
   | {
     readonly type: typeof BLOB;
     readonly id: number;
@@ -208,6 +216,13 @@ export function encodeBody(id: number, chunk: Uint8Array, end: boolean): Uint8Ar
 /** CANCEL. */
 export function encodeCancel(id: number): Uint8Array {
   return frame(CANCEL, true, id, 0)[0];
+}
+
+/** WINDOW: `credit` more bytes may be sent on stream `id`. */
+export function encodeWindow(id: number, credit: number): Uint8Array {
+  const [out, offset] = frame(WINDOW, true, id, 4);
+  new DataView(out.buffer).setUint32(offset, credit);
+  return out;
 }
 
 /** PING or PONG. */
@@ -272,7 +287,8 @@ function checkInvokeHeader(value: unknown): InvokeHeader {
     typeof v !== "object" || v === null || typeof v.fn !== "string" ||
     typeof v.method !== "string" || typeof v.url !== "string" ||
     typeof v.requestId !== "string" || !isStringRecord(v.headers) || !isStringRecord(v.params) ||
-    (v.state !== undefined && !isStringRecord(v.state))
+    (v.state !== undefined && !isStringRecord(v.state)) ||
+    (v.size !== undefined && (!Number.isSafeInteger(v.size) || (v.size as number) < 0))
   ) {
     throw new InvocationProtocolError("INVOKE header has the wrong shape");
   }
@@ -352,6 +368,11 @@ export function decodeInvocationMessage(bytes: Uint8Array): InvocationMessage {
     }
     case BODY:
       return { type, id, end, chunk: rest };
+    case WINDOW:
+      if (rest.length !== 4 || !end) {
+        throw new InvocationProtocolError("WINDOW has the wrong shape");
+      }
+      return { type, id, credit: view.getUint32(MESSAGE_HEADER_LEN) };
     case CANCEL:
     case PING:
     case PONG:

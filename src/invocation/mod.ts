@@ -28,9 +28,15 @@ export {
   SatConnection,
   type SatConnectionOptions,
   SatGoneError,
+  type StreamedOutcome,
 } from "./sat_connection.ts";
+export { INITIAL_WINDOW } from "./_flow.ts";
 export {
+  bodyBytes,
+  BodyError,
+  type BodyStream,
   type Delivery,
+  type InvocationBody,
   type InvocationRunner,
   type RunOutcome,
   serveInvocations,

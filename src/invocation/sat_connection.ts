@@ -14,6 +14,7 @@ import {
   DEPLOY,
   encodeCancel,
   encodePing,
+  encodeWindow,
   encodeWithBody,
   HELLO,
   type Hello,
@@ -24,9 +25,11 @@ import {
   PONG,
   READY,
   RESULT,
-  type ResultHeader,
+  WINDOW,
 } from "./invocation_codec.ts";
 import type { DeployManifest } from "./deployment_codec.ts";
+import { ReceiveQueue, SendWindow } from "./_flow.ts";
+import { sendWithBody } from "./_stream_sender.ts";
 
 /** The sat went away (channel closed or broke) before the invocation finished. */
 export class SatGoneError extends Error {
@@ -59,6 +62,18 @@ export type InvokeOutcome =
     readonly notRun?: true;
   };
 
+/**
+ * How an invocation ended, its output as bytes when it came in one message, else as a stream
+ * read under flow control (a slow reader slows this output only).
+ */
+export type StreamedOutcome =
+  | {
+    readonly ok: true;
+    readonly output: Uint8Array | ReadableStream<Uint8Array>;
+    readonly headers?: Readonly<Record<string, string>>;
+  }
+  | Extract<InvokeOutcome, { ok: false }>;
+
 /** Options of one invocation. */
 export interface InvokeOptions {
   /** Aborting sends CANCEL to the sat and rejects with the signal's reason. */
@@ -87,11 +102,17 @@ export interface SatConnectionOptions {
 const DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024;
 
 interface Pending {
-  readonly resolve: (outcome: InvokeOutcome) => void;
+  readonly resolve: (outcome: StreamedOutcome) => void;
   readonly reject: (error: Error) => void;
   readonly maxOutput: number;
-  header?: ResultHeader;
-  chunks: Uint8Array[];
+  /** Credit for sending the request body. */
+  readonly window: SendWindow;
+}
+
+/** An output arriving in chunks, after its RESULT. */
+interface ResultStream {
+  readonly queue: ReceiveQueue;
+  readonly maxOutput: number;
   size: number;
 }
 
@@ -116,6 +137,7 @@ export class SatConnection {
   >();
   #deploying: Promise<unknown> = Promise.resolve();
   readonly #pending = new Map<number, Pending>();
+  readonly #results = new Map<number, ResultStream>();
   readonly #closed: Promise<Error | undefined>;
   #nextId = 1;
   #error: Error | undefined;
@@ -287,7 +309,7 @@ export class SatConnection {
 
   /** Invocations sent and not yet finished. */
   get inFlight(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#results.size;
   }
 
   /** True once the channel has ended. */
@@ -301,7 +323,7 @@ export class SatConnection {
   }
 
   /**
-   * Runs `header.fn` on the sat with `body` as input.
+   * Runs `header.fn` on the sat with `body` as input, and collects its output.
    *
    * @throws SatGoneError when the sat goes away first; the signal's reason when aborted;
    *   OutputTooLargeError when the output exceeds maxOutputBytes
@@ -311,34 +333,73 @@ export class SatConnection {
     body: Uint8Array,
     options: InvokeOptions = {},
   ): Promise<InvokeOutcome> {
+    const outcome = await this.invokeStream(header, body, options);
+    if (!outcome.ok || outcome.output instanceof Uint8Array) return outcome as InvokeOutcome;
+    const stream = outcome.output;
+    const onAbort = () => stream.cancel(options.signal!.reason).catch(() => {});
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      options.signal?.throwIfAborted();
+      const output = concatBytes(chunks, false);
+      return outcome.headers
+        ? { ok: true, output, headers: outcome.headers }
+        : { ok: true, output };
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Runs `header.fn` on the sat with `body` (all of it, or chunks read as the sat's window
+   * allows: back-pressure to whoever produces them); resolves when the sat answers, with an
+   * output stream when the output does not fit one message. Cancelling that stream cancels
+   * the invocation.
+   *
+   * @throws NotDeliveredError when the sat was gone before the invocation reached it;
+   *   SatGoneError when it goes away before answering; the signal's reason when aborted
+   */
+  async invokeStream(
+    header: InvokeHeader,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    options: InvokeOptions = {},
+  ): Promise<StreamedOutcome> {
     if (this.#ended) throw new NotDeliveredError("the sat is not connected");
     options.signal?.throwIfAborted();
     const id = this.#allocateId();
-    const result = new Promise<InvokeOutcome>((resolve, reject) => {
+    const window = new SendWindow();
+    const result = new Promise<StreamedOutcome>((resolve, reject) => {
       this.#pending.set(id, {
         resolve,
         reject,
         maxOutput: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
-        chunks: [],
-        size: 0,
+        window,
       });
     });
     const onAbort = () => this.#cancel(id, options.signal!.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      const messages = encodeWithBody(INVOKE, id, header, body);
-      try {
-        await this.#channel.send(messages[0]!);
-      } catch (error) {
-        // The INVOKE was not sent, so the sat cannot have started it.
-        this.#settle(id, undefined, new NotDeliveredError("the sat went away", { cause: error }));
+    let delivered = false;
+    sendWithBody(
+      (message) =>
+        this.#channel.send(message).then(() => void (delivered = true), (error) => {
+          // Until the first message is out, the sat cannot have started the invocation.
+          throw delivered
+            ? new SatGoneError("the sat went away", { cause: error })
+            : new NotDeliveredError("the sat went away", { cause: error });
+        }),
+      { type: INVOKE, id, header },
+      body,
+      window,
+      () => this.#pending.has(id),
+    ).catch((error) => {
+      if (!this.#pending.has(id)) return; // answered or cancelled: the body is not wanted
+      // The body's own error (e.g. it broke a limit) ends the invocation on the sat too.
+      if (!(error instanceof SatGoneError)) {
+        this.#channel.send(encodeCancel(id)).catch(() => {});
       }
-      for (let i = 1; i < messages.length && this.#pending.has(id); i++) {
-        await this.#channel.send(messages[i]!);
-      }
-    } catch (error) {
-      this.#settle(id, undefined, new SatGoneError("the sat went away", { cause: error }));
-    }
+      this.#settle(id, undefined, error);
+    });
     try {
       return await result;
     } finally {
@@ -353,15 +414,21 @@ export class SatConnection {
   }
 
   #cancel(id: number, reason: unknown): void {
-    if (!this.#pending.has(id)) return;
-    this.#settle(id, undefined, reason instanceof Error ? reason : new Error(String(reason)));
+    const error = reason instanceof Error ? reason : new Error(String(reason));
+    const stream = this.#results.get(id);
+    if (stream) {
+      this.#results.delete(id);
+      stream.queue.fail(error);
+    } else if (this.#pending.has(id)) this.#settle(id, undefined, error);
+    else return;
     this.#channel.send(encodeCancel(id)).catch(() => {});
   }
 
-  #settle(id: number, outcome: InvokeOutcome | undefined, error?: Error): void {
+  #settle(id: number, outcome: StreamedOutcome | undefined, error?: Error): void {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
+    pending.window.fail(error ?? new Error("the sat answered")); // stop sending the body
     if (error) pending.reject(error);
     else pending.resolve(outcome!);
   }
@@ -393,19 +460,47 @@ export class SatConnection {
           else deploy.reject(new DeploymentError(message.ready.error));
           continue;
         }
-        if (message.type !== RESULT && message.type !== BODY) {
+        if (message.type === WINDOW) {
+          this.#pending.get(message.id)?.window.grant(message.credit);
+          continue;
+        }
+        if (message.type === BODY) {
+          const stream = this.#results.get(message.id);
+          if (!stream) {
+            if (this.#pending.has(message.id)) {
+              throw new InvocationProtocolError("BODY before RESULT");
+            }
+            continue; // cancelled or timed out: drop the rest of its output
+          }
+          stream.size += message.chunk.length;
+          if (stream.size > stream.maxOutput) {
+            this.#cancel(
+              message.id,
+              new OutputTooLargeError(`the output exceeds ${stream.maxOutput} bytes`),
+            );
+            continue;
+          }
+          stream.queue.push(message.chunk, message.end);
+          if (message.end) this.#results.delete(message.id);
+          continue;
+        }
+        if (message.type !== RESULT) {
           throw new InvocationProtocolError(`unexpected message type ${message.type} from a sat`);
         }
         const pending = this.#pending.get(message.id);
-        if (!pending) continue; // cancelled or timed out: drop the rest of its result
-        if (message.type === RESULT) {
-          if (pending.header) throw new InvocationProtocolError("a second RESULT for one id");
-          pending.header = message.header;
-        } else if (!pending.header) {
-          throw new InvocationProtocolError("BODY before RESULT");
+        if (!pending) continue; // cancelled or timed out: drop its result
+        const header = message.header;
+        if (!header.ok) {
+          if (!message.end) throw new InvocationProtocolError("an error RESULT with a body");
+          this.#settle(
+            message.id,
+            header.notRun
+              ? { ok: false, code: header.code, message: header.message, notRun: true }
+              : { ok: false, code: header.code, message: header.message },
+          );
+          continue;
         }
-        pending.size += message.chunk.length;
-        if (pending.size > pending.maxOutput) {
+        if (message.chunk.length > pending.maxOutput) {
           this.#settle(
             message.id,
             undefined,
@@ -414,20 +509,28 @@ export class SatConnection {
           this.#channel.send(encodeCancel(message.id)).catch(() => {});
           continue;
         }
-        if (message.chunk.length > 0) pending.chunks.push(message.chunk);
+        let output: Uint8Array | ReadableStream<Uint8Array>;
         if (message.end) {
-          const header = pending.header!;
-          this.#settle(
-            message.id,
-            header.ok
-              ? header.headers
-                ? { ok: true, output: concatBytes(pending.chunks), headers: header.headers }
-                : { ok: true, output: concatBytes(pending.chunks) }
-              : header.notRun
-              ? { ok: false, code: header.code, message: header.message, notRun: true }
-              : { ok: false, code: header.code, message: header.message },
-          );
+          // The output stays a view into its decrypted frame: nothing else writes to that
+          // buffer, and a copy here would cost an ArrayBuffer per request.
+          output = message.chunk;
+        } else {
+          const id = message.id;
+          const queue = new ReceiveQueue((bytes) => {
+            this.#channel.send(encodeWindow(id, bytes)).catch(() => {});
+          });
+          queue.push(message.chunk, false);
+          this.#results.set(id, {
+            queue,
+            maxOutput: pending.maxOutput,
+            size: message.chunk.length,
+          });
+          output = queue.readable((reason) => this.#cancel(id, reason ?? "the reader cancelled"));
         }
+        this.#settle(
+          message.id,
+          header.headers ? { ok: true, output, headers: header.headers } : { ok: true, output },
+        );
       }
     } catch (error) {
       failure = error as Error;
@@ -443,6 +546,10 @@ export class SatConnection {
     for (const deploy of this.#deploys.values()) {
       deploy.reject(new SatGoneError("the sat went away", { cause: this.#error }));
     }
+    for (const stream of this.#results.values()) {
+      stream.queue.fail(new SatGoneError("the sat went away", { cause: this.#error }));
+    }
+    this.#results.clear();
     return this.#error;
   }
 }

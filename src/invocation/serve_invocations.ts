@@ -7,6 +7,8 @@
 
 import type { SecureChannel } from "../channel/mod.ts";
 import { concatBytes } from "../wire/mod.ts";
+import { ReceiveQueue, SendWindow } from "./_flow.ts";
+import { sendWithBody } from "./_stream_sender.ts";
 import {
   BLOB,
   BODY,
@@ -16,7 +18,7 @@ import {
   encodeHello,
   encodePing,
   encodeReady,
-  encodeWithBody,
+  encodeWindow,
   type Hello,
   InvocationProtocolError,
   INVOKE,
@@ -25,6 +27,7 @@ import {
   PONG,
   RESULT,
   type ResultHeader,
+  WINDOW,
 } from "./invocation_codec.ts";
 import type { DeployManifest } from "./deployment_codec.ts";
 import { Transfers } from "./_transfers.ts";
@@ -47,10 +50,45 @@ export type RunOutcome =
     readonly notRun?: true;
   };
 
+/**
+ * A request body still arriving: `chunks` yields it as the proxy sends it, under flow control
+ * (a chunk taken lets the proxy send more). `size` is the whole length when the client gave
+ * it. The iterator throws a {@linkcode BodyError} when the body breaks a limit.
+ */
+export interface BodyStream {
+  readonly size?: number;
+  readonly chunks: AsyncIterable<Uint8Array>;
+}
+
+/** An invocation's input: all of it (the common case), or a {@linkcode BodyStream}. */
+export type InvocationBody = Uint8Array | BodyStream;
+
+/** A streamed request body broke a limit; `status` is the HTTP status to answer. */
+export class BodyError extends Error {
+  override readonly name = "BodyError";
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
+ * All of `body` as bytes (a stream is read to its end).
+ *
+ * @throws BodyError from the stream
+ */
+export async function bodyBytes(body: InvocationBody): Promise<Uint8Array> {
+  if (body instanceof Uint8Array) return body;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body.chunks) chunks.push(chunk);
+  return concatBytes(chunks, false);
+}
+
 /** Runs one invocation; the signal aborts when the proxy cancels it or the channel ends. */
 export type InvocationRunner = (
   header: InvokeHeader,
-  body: Uint8Array,
+  body: InvocationBody,
   signal: AbortSignal,
 ) => Promise<RunOutcome>;
 
@@ -88,11 +126,11 @@ export interface Delivery {
   deploy(manifest: DeployManifest): Promise<Record<string, string>>;
 }
 
-interface Incoming {
-  readonly header: InvokeHeader;
-  readonly chunks: Uint8Array[];
-  size: number;
-  tooLarge: boolean;
+/** A request body arriving in chunks. */
+interface Upload {
+  readonly queue: ReceiveQueue;
+  readonly limit: number;
+  received: number;
 }
 
 /**
@@ -112,8 +150,10 @@ export async function serveInvocations(
 ): Promise<Error | undefined> {
   const maxBody = options.maxBodyBytes ?? 64 * 1024 * 1024;
   const maxInFlight = options.maxInFlight ?? 256;
-  const incoming = new Map<number, Incoming>();
+  const uploads = new Map<number, Upload>();
   const running = new Map<number, AbortController>();
+  /** Flow-control windows of results being sent, by invocation id. */
+  const resultWindows = new Map<number, SendWindow>();
   const transfers = new Transfers();
   // Deployments apply one after the other, each after the files sent before it are stored.
   let deploying: Promise<unknown> = Promise.resolve();
@@ -144,27 +184,34 @@ export async function serveInvocations(
   };
   let blobError: string | undefined;
 
-  const reply = async (id: number, outcome: RunOutcome) => {
+  const reply = async (id: number, outcome: RunOutcome, signal: AbortSignal) => {
     const header: ResultHeader = outcome.ok
       ? (outcome.headers ? { ok: true, headers: outcome.headers } : { ok: true })
       : outcome.notRun
       ? { ok: false, code: outcome.code, message: outcome.message, notRun: true }
       : { ok: false, code: outcome.code, message: outcome.message };
     const output = outcome.ok ? outcome.output : new Uint8Array(0);
-    const messages = encodeWithBody(RESULT, id, header, output);
-    await channel.send(messages[0]!);
-    for (let i = 1; i < messages.length; i++) {
-      if (running.get(id)?.signal.aborted) return;
-      await channel.send(messages[i]!);
+    const window = new SendWindow();
+    resultWindows.set(id, window);
+    try {
+      await sendWithBody(
+        (message) => channel.send(message),
+        { type: RESULT, id, header },
+        output,
+        window,
+        () => !signal.aborted,
+      );
+    } finally {
+      resultWindows.delete(id);
     }
   };
 
-  const start = (id: number, request: Incoming) => {
+  const start = (id: number, header: InvokeHeader, body: InvocationBody) => {
     const controller = new AbortController();
     running.set(id, controller);
     (async () => {
       let outcome: RunOutcome;
-      if (request.tooLarge) {
+      if (header.size !== undefined && header.size > maxBody) {
         outcome = { ok: false, code: 413, message: `the request body exceeds ${maxBody} bytes` };
       } else if (running.size > maxInFlight) {
         outcome = {
@@ -175,16 +222,21 @@ export async function serveInvocations(
         };
       } else {
         try {
-          outcome = await runner(
-            request.header,
-            concatBytes(request.chunks, false),
-            controller.signal,
-          );
+          outcome = await runner(header, body, controller.signal);
         } catch (error) {
-          outcome = { ok: false, code: 500, message: (error as Error).message };
+          outcome = {
+            ok: false,
+            code: error instanceof BodyError ? error.status : 500,
+            message: (error as Error).message,
+          };
         }
       }
-      if (!controller.signal.aborted) await reply(id, outcome).catch(() => {});
+      // The proxy no longer sends a body that was not read to its end.
+      uploads.get(id)?.queue.fail(new BodyError(499, "the invocation has ended"));
+      uploads.delete(id);
+      if (!controller.signal.aborted) {
+        await reply(id, outcome, controller.signal).catch(() => {});
+      }
     })().finally(() => running.delete(id));
   };
 
@@ -192,7 +244,7 @@ export async function serveInvocations(
   const drain = async () => {
     await channel.send(encodeReady(0, { functions: {} })).catch(() => {});
     const deadline = performance.now() + (options.drainMs ?? 10_000);
-    while ((running.size > 0 || incoming.size > 0) && performance.now() < deadline) {
+    while (running.size > 0 && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     await channel.close();
@@ -204,37 +256,49 @@ export async function serveInvocations(
     for (let bytes = await channel.receive(); bytes; bytes = await channel.receive()) {
       const message = decodeInvocationMessage(bytes);
       if (message.type === INVOKE) {
-        if (incoming.has(message.id) || running.has(message.id)) {
+        if (running.has(message.id) || transfers.has(message.id)) {
           throw new InvocationProtocolError(`invocation id ${message.id} is already in use`);
         }
-        const request: Incoming = { header: message.header, chunks: [], size: 0, tooLarge: false };
-        incoming.set(message.id, request);
-        append(request, message.chunk);
         if (message.end) {
-          incoming.delete(message.id);
-          start(message.id, request);
+          start(message.id, message.header, message.chunk);
+          continue;
         }
+        // A body in several messages: the runner reads it as it comes, under flow control.
+        const id = message.id;
+        const queue = new ReceiveQueue((bytes) => {
+          channel.send(encodeWindow(id, bytes)).catch(() => {});
+        });
+        const limit = Math.min(maxBody, message.header.size ?? maxBody);
+        const upload: Upload = { queue, limit, received: 0 };
+        uploads.set(id, upload);
+        receive(upload, message.chunk, false);
+        start(id, message.header, {
+          ...(message.header.size === undefined ? {} : { size: message.header.size }),
+          chunks: queue,
+        });
       } else if (message.type === BLOB || message.type === DEPLOY) {
-        if (incoming.has(message.id) || running.has(message.id)) {
+        if (running.has(message.id)) {
           throw new InvocationProtocolError(`transfer id ${message.id} is already in use`);
         }
         onTransfer(transfers.start(message));
       } else if (message.type === BODY && transfers.has(message.id)) {
         onTransfer(transfers.add(message.id, message.chunk, message.end));
       } else if (message.type === BODY) {
-        const request = incoming.get(message.id);
-        if (!request) continue; // cancelled before its body ended
-        append(request, message.chunk);
-        if (message.end) {
-          incoming.delete(message.id);
-          start(message.id, request);
-        }
+        const upload = uploads.get(message.id);
+        if (!upload) continue; // ended or cancelled before its body did
+        receive(upload, message.chunk, message.end);
+        if (message.end) uploads.delete(message.id);
+      } else if (message.type === WINDOW) {
+        resultWindows.get(message.id)?.grant(message.credit);
       } else if (message.type === PING) {
         // Answered at once, whatever runs: the proxy measures the sat's liveness by it.
         channel.send(encodePing(PONG, message.id)).catch(() => {});
       } else if (message.type === CANCEL) {
-        incoming.delete(message.id);
-        running.get(message.id)?.abort(new Error("cancelled by the proxy"));
+        const cancelled = new BodyError(499, "cancelled by the proxy");
+        uploads.get(message.id)?.queue.fail(cancelled);
+        uploads.delete(message.id);
+        resultWindows.get(message.id)?.fail(cancelled);
+        running.get(message.id)?.abort(cancelled);
       } else {
         throw new InvocationProtocolError(`unexpected message type ${message.type} from a proxy`);
       }
@@ -244,15 +308,22 @@ export async function serveInvocations(
   }
   // Runners still going are told to stop; their results have nowhere to go, so they are not
   // awaited (a runner that ignores its signal must not keep the sat's connection loop alive).
-  for (const controller of running.values()) controller.abort(new Error("the channel ended"));
+  const ended = new BodyError(499, "the channel ended");
+  for (const upload of uploads.values()) upload.queue.fail(ended);
+  for (const window of resultWindows.values()) window.fail(ended);
+  for (const controller of running.values()) controller.abort(ended);
   await channel.close();
   return failure;
 
-  function append(request: Incoming, chunk: Uint8Array): void {
-    request.size += chunk.length;
-    if (request.size > maxBody) {
-      request.tooLarge = true;
-      request.chunks.length = 0;
-    } else if (chunk.length > 0) request.chunks.push(chunk);
+  /** Queues a chunk of an upload, unless the body breaks its limit (the runner is told). */
+  function receive(upload: Upload, chunk: Uint8Array, end: boolean): void {
+    upload.received += chunk.length;
+    if (upload.received > upload.limit) {
+      upload.queue.fail(
+        new BodyError(413, `the request body exceeds ${upload.limit} bytes`),
+      );
+      return;
+    }
+    upload.queue.push(chunk, end);
   }
 }

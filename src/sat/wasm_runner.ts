@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { InvocationRunner } from "../invocation/mod.ts";
+import { bodyBytes, type InvocationRunner } from "../invocation/mod.ts";
 import type { Runnable } from "../wasm/mod.ts";
 
 /**
@@ -17,7 +17,8 @@ import type { Runnable } from "../wasm/mod.ts";
  * ```
  */
 export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): InvocationRunner {
-  return async (header, body) => {
+  return async (header, streamed) => {
+    const body = await bodyBytes(streamed);
     const runnable = runnables.get(header.fn);
     if (!runnable) {
       return { ok: false, code: 404, message: `this sat has no runnable named "${header.fn}"` };
