@@ -18,7 +18,7 @@ import {
 } from "./cli/mod.ts";
 import { loadDeployment, ProxyNode, routeResolver } from "./proxy/mod.ts";
 import { RelayServer } from "./relay/mod.ts";
-import { DeployedRunnables, SatNode } from "./sat/mod.ts";
+import { DeployedRunnables, hostServicesFrom, SatNode } from "./sat/mod.ts";
 
 const COMMAND: CommandSpec = {
   usage: "deno task demo [flags]",
@@ -95,6 +95,7 @@ await runService("demo", COMMAND, async (flags, log) => {
     const satState = join(home, "sat");
     const delivery = await DeployedRunnables.open({
       cacheDir: join(satState, "runnables"),
+      services: hostServicesFrom,
       runnable: {
         log: (level, message, fields) => log[level](message, fields),
         workerPermissions: "none",

@@ -23,6 +23,7 @@ import { serveOpsEndpoint } from "./metrics/mod.ts";
 import {
   createStandaloneHandler,
   DeployedRunnables,
+  hostServicesFrom,
   runnableDigests,
   SatMetrics,
   SatNode,
@@ -261,6 +262,7 @@ await runService("sat", COMMAND, async (flags, log) => {
   const delivery = runnables ? undefined : await DeployedRunnables.open({
     cacheDir: join(stateDir, "runnables"),
     runnable: runnableOptions,
+    services: hostServicesFrom,
   });
   const identity = await loadOrCreateIdentity(stateDir);
   const trust = await TrustPolicy.open({ stateDir });

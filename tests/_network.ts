@@ -57,7 +57,15 @@ export interface Network {
  * a disruptive one with `tap: "disruptive"`), listed in `taps` in start order (proxy first).
  */
 export async function startNetwork(
-  options: { tap?: boolean | "disruptive" } = {},
+  options: {
+    tap?: boolean | "disruptive";
+    /** Another Directive (its runnables must be among those copied). */
+    directive?: string;
+    /** More runnables beside the Directive: name → the .wasm file (repo-relative). */
+    runnables?: Record<string, string>;
+    /** More environment for the proxy (e.g. the variables of `env(NAME)` values). */
+    proxyEnv?: Record<string, string>;
+  } = {},
 ): Promise<Network> {
   const home = await Deno.makeTempDir({ prefix: "stratos-e2e-" });
   const runnables = join(home, "runnables");
@@ -72,8 +80,12 @@ export async function startNetwork(
     join(runnables, "slow/slow.wasm"),
   );
   await Deno.copyFile(join(ROOT, "tests/wasm/abi_probe.wasm"), join(runnables, "abi_probe.wasm"));
+  for (const [name, file] of Object.entries(options.runnables ?? {})) {
+    await Deno.mkdir(join(runnables, name));
+    await Deno.copyFile(join(ROOT, file), join(runnables, name, `${name}.wasm`));
+  }
   const directive = join(home, "Directive.yaml");
-  await Deno.writeTextFile(directive, DIRECTIVE);
+  await Deno.writeTextFile(directive, options.directive ?? DIRECTIVE);
 
   const relay = Service.start("relay", ["--listen", "127.0.0.1:0"], {
     STRATOS_HOME: join(home, "relay-home"),
@@ -98,7 +110,7 @@ export async function startNetwork(
     directive,
     "--timeout",
     "15000",
-  ], { STRATOS_HOME: join(home, "proxy-home") });
+  ], { STRATOS_HOME: join(home, "proxy-home"), ...options.proxyEnv });
   const httpPort = Number((await proxy.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
   const fwd = (await proxy.line(/^(FWD_[0-9a-f]{16})$/))[1]!;
   let satCommand = (await proxy.line(/^sat command: (.*)$/))[1]!;

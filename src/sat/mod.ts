@@ -14,3 +14,4 @@ export {
 } from "./deployed_runnables.ts";
 export { runnableDigests } from "./runnable_digests.ts";
 export { SatMetrics } from "./sat_metrics.ts";
+export { hostServicesFrom } from "./host_services_from.ts";
