@@ -160,7 +160,10 @@ await runService("proxy", COMMAND, async (flags, log) => {
     deployment: directive.deployment,
   });
   apply = (deployment) => proxy.rollOut(deployment);
-  const scheduler = new Scheduler(createInvoker({ sats: proxy.sats, timeoutMs }), log);
+  const scheduler = new Scheduler(
+    createInvoker({ sats: proxy.sats, timeoutMs, metrics: proxy.metrics }),
+    log,
+  );
   scheduler.replace(directive.directive.schedules);
   onReload = (schedules) => {
     proxy.metrics.reloads.inc({ result: "applied" });

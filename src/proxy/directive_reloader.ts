@@ -15,6 +15,14 @@ import { type Deployment, loadDeployment } from "./deployment.ts";
 import type { RouteResolution } from "./proxy_handler.ts";
 import { routeResolver } from "./route_resolver.ts";
 
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 /** How long the file must stay quiet before it is read again (editors write in bursts). */
 const SETTLE_MS = 100;
 
@@ -43,7 +51,7 @@ export interface DirectiveReloaderOptions {
 export class DirectiveReloader {
   readonly #path: string;
   readonly #options: DirectiveReloaderOptions;
-  #watcher: Deno.FsWatcher | undefined;
+  #watchers: Deno.FsWatcher[] = [];
   #watched = "";
   #resolve: (method: string, path: string) => RouteResolution;
   #deployment: Deployment;
@@ -89,7 +97,7 @@ export class DirectiveReloader {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    this.#watcher?.close();
+    for (const watcher of this.#watchers) watcher.close();
     await this.#reloading;
   }
 
@@ -98,37 +106,40 @@ export class DirectiveReloader {
    * folders, not files, because editors and build tools often replace a file (write + rename).
    */
   #watch(): void {
-    const dirs = new Set([dirname(this.#path), join(dirname(this.#path), "static")]);
+    const staticDir = join(dirname(this.#path), "static");
+    const dirs = new Set([dirname(this.#path)]);
     for (const file of this.#deployment.sources.values()) dirs.add(dirname(file));
-    const existing = [...dirs].filter((dir) => {
-      try {
-        return Deno.statSync(dir).isDirectory;
-      } catch {
-        return false;
-      }
-    }).sort();
-    const key = existing.join("\n");
-    if (key === this.#watched && this.#watcher) return;
-    this.#watcher?.close();
+    const existing = [...dirs].filter(isDirectory).sort();
+    // static/ is watched with its subfolders; the others alone (a Directive's folder may hold
+    // much more, e.g. the whole repository).
+    const watchStatic = isDirectory(staticDir);
+    const key = existing.join("\n") + (watchStatic ? "\n+static" : "");
+    if (key === this.#watched && this.#watchers.length > 0) return;
+    for (const watcher of this.#watchers) watcher.close();
     this.#watched = key;
-    const watcher = Deno.watchFs(existing, { recursive: false });
-    this.#watcher = watcher;
+    this.#watchers = [Deno.watchFs(existing, { recursive: false })];
+    if (watchStatic) this.#watchers.push(Deno.watchFs(staticDir, { recursive: true }));
+    const inStatic = (path: string) => {
+      const full = resolve(path);
+      return full === resolve(staticDir) || full.startsWith(resolve(staticDir) + "/");
+    };
     const relevant = (path: string) =>
-      resolve(path) === resolve(this.#path) || path.endsWith(".wasm") ||
-      resolve(path).startsWith(resolve(dirname(this.#path), "static") + "/");
-    (async () => {
-      try {
-        for await (const event of watcher) {
-          if (!event.paths.some(relevant)) continue;
-          clearTimeout(this.#timer);
-          this.#timer = setTimeout(() => {
-            this.#reloading = this.#reloading.then(() => this.#reload());
-          }, SETTLE_MS);
+      resolve(path) === resolve(this.#path) || path.endsWith(".wasm") || inStatic(path);
+    for (const watcher of this.#watchers) {
+      (async () => {
+        try {
+          for await (const event of watcher) {
+            if (!event.paths.some(relevant)) continue;
+            clearTimeout(this.#timer);
+            this.#timer = setTimeout(() => {
+              this.#reloading = this.#reloading.then(() => this.#reload());
+            }, SETTLE_MS);
+          }
+        } catch {
+          // The watcher was closed.
         }
-      } catch {
-        // The watcher was closed.
-      }
-    })();
+      })();
+    }
   }
 
   async #reload(): Promise<void> {

@@ -121,9 +121,13 @@ export class DeployedRunnables implements Delivery {
   /** @inheritdoc */
   async deploy(manifest: DeployManifest): Promise<Record<string, string>> {
     const services = await this.#options.services?.(manifest.config) ?? {};
+    // The Directive's hosts, and any this sat's operator allowed too (--allow-hosts).
+    const allowedHosts = [
+      ...new Set([...manifest.config.allowedHosts, ...this.#options.runnable.allowedHosts ?? []]),
+    ];
     const pool = new RunnablePool({
       ...this.#options.runnable,
-      allowedHosts: manifest.config.allowedHosts,
+      allowedHosts,
       authHeaders: manifest.config.authHeaders,
       // The in-memory cache outlives deployments, as a Redis one does.
       cache: services.cache ?? this.#memoryCache,
@@ -135,7 +139,10 @@ export class DeployedRunnables implements Delivery {
       for (const [key, sha256] of Object.entries(manifest.runnables)) {
         const bytes = await this.#read(sha256);
         try {
-          runnables.set(key, await Runnable.load(key, bytes, { ...this.#options.runnable, pool }));
+          // Fetch rules and files are the pool's: none per runnable may override them.
+          const { allowedHosts: _, authHeaders: __, staticFiles: ___, ...limits } =
+            this.#options.runnable;
+          runnables.set(key, await Runnable.load(key, bytes, { ...limits, pool }));
         } catch (error) {
           throw new Error(`runnable "${key}" does not load: ${(error as Error).message}`, {
             cause: error,

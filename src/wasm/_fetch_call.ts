@@ -332,8 +332,9 @@ export function refusal(url: URL, allowedHosts: readonly string[]): string | und
     }
   }
   if (!exact && !wildcard) {
-    return `host ${JSON.stringify(url.host)} is not in allowedHosts; add ` +
-      `${JSON.stringify(url.host)} to the runnable's allowedHosts to allow it`;
+    return `host ${JSON.stringify(url.host)} is not in allowedHosts; allow it in ` +
+      "Directive.yaml (capabilities.http.rules.allowedDomains) or with the sat's " +
+      `--allow-hosts ${JSON.stringify(url.host)}`;
   }
   if (!exact && !isPublic(host)) {
     return `host ${JSON.stringify(url.host)} is a loopback or private address; only an ` +
