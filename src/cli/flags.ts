@@ -64,7 +64,8 @@ export function helpText(command: CommandSpec): string {
 
 /**
  * Parses `args` against the command's flags. Environment variables fill flags not given
- * (read only where permission allows); defaults fill the rest.
+ * (read only where permission allows), then values from a config file (`fromFile`, see
+ * config_file.ts); defaults fill the rest.
  *
  * @returns the values, or "help" when --help was asked for
  * @throws UsageError on an unknown flag, a missing value, or a stray argument
@@ -73,6 +74,7 @@ export function parseFlags(
   args: readonly string[],
   command: CommandSpec,
   env: (name: string) => string | undefined = readEnv,
+  fromFile: Readonly<Record<string, string | boolean>> = {},
 ): FlagValues | "help" {
   let parsed;
   try {
@@ -106,7 +108,8 @@ export function parseFlags(
     if (given !== undefined) values[flag.name] = given as string | boolean;
     else if (fromEnv !== undefined && fromEnv !== "") {
       values[flag.name] = flag.type === "boolean" ? /^(1|true|yes)$/i.test(fromEnv) : fromEnv;
-    } else values[flag.name] = flag.type === "boolean" ? false : flag.default;
+    } else if (fromFile[flag.name] !== undefined) values[flag.name] = fromFile[flag.name];
+    else values[flag.name] = flag.type === "boolean" ? false : flag.default;
   }
   return values;
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { resolve } from "node:path";
+import { readConfigFile } from "./config_file.ts";
 import { type CommandSpec, type FlagValues, helpText, parseFlags, UsageError } from "./flags.ts";
 import { createLogger, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from "./logger.ts";
 
@@ -17,6 +19,14 @@ export const COMMON_FLAGS: CommandSpec["flags"] = [
     env: "STRATOS_LOG_LEVEL",
     valueName: "LEVEL",
     description: "error, warn, info or debug",
+  },
+  {
+    name: "config",
+    type: "string",
+    env: "STRATOS_CONFIG",
+    valueName: "FILE",
+    description: "flag values from a YAML or JSON file (keys are flag names; the command " +
+      "line and environment win)",
   },
   {
     name: "log-format",
@@ -51,6 +61,10 @@ export async function runService(
   let flags: FlagValues | "help";
   try {
     flags = parseFlags(Deno.args, command);
+    if (flags !== "help" && typeof flags.config === "string") {
+      const file = resolve(callerDir(), flags.config);
+      flags = parseFlags(Deno.args, command, undefined, await readConfigFile(file, command));
+    }
     if (flags !== "help") checkLogFlags(flags);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -93,6 +107,15 @@ export async function runService(
   });
   const status = await Promise.race([stopped, running.ended ?? new Promise<number>(() => {})]);
   Deno.exit(status);
+}
+
+/** Where the user ran the task (`deno task` runs in the repository root, INIT_CWD says). */
+function callerDir(): string {
+  try {
+    return Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  } catch {
+    return Deno.cwd(); // no permission to read INIT_CWD
+  }
 }
 
 function checkLogFlags(flags: FlagValues): void {
