@@ -68,6 +68,22 @@ export class Service {
     return new Service(name, child);
   }
 
+  /** The process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Resident memory now and at its peak, in KiB (Linux /proc). */
+  async memory(): Promise<{ rssKiB: number; peakKiB: number }> {
+    // Through cat: Deno allows reading /proc files only with --allow-all.
+    const { stdout } = await new Deno.Command("cat", { args: [`/proc/${this.#child.pid}/status`] })
+      .output();
+    const status = new TextDecoder().decode(stdout);
+    const field = (name: string) =>
+      Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
+    return { rssKiB: field("VmRSS"), peakKiB: field("VmHWM") };
+  }
+
   /** Stdout lines so far. */
   get lines(): readonly string[] {
     return this.#lines;
