@@ -210,6 +210,12 @@ Deno.test("the proxy's errors are clear and in Atmo's JSON shape", async (t) => 
         /exceeds the limit of 100 bytes/,
       ],
       [
+        "headers too large",
+        { path: "/hello", method: "POST", body: "x", headers: { "x-big": "y".repeat(9000) } },
+        431,
+        /request headers take \d+ bytes; at most 8192/,
+      ],
+      [
         "no sat has the function",
         { path: "/missing", method: "POST" },
         503,

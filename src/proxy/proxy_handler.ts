@@ -89,6 +89,12 @@ function errorResponse(status: number, message: string, requestId: string, heade
   });
 }
 
+/**
+ * Most bytes of request headers passed to a function (they travel in the invocation's header,
+ * itself at most MAX_JSON_HEADER_LEN); more gets 431.
+ */
+export const MAX_HEADER_BYTES: number = 8 * 1024;
+
 /** Bodies up to this size are read whole; larger ones stream to the sat. */
 const STREAM_THRESHOLD = 64 * 1024;
 
@@ -410,7 +416,17 @@ export function createProxyHandler(
         });
       }
       const headers: Record<string, string> = {};
-      request.headers.forEach((value, key) => (headers[key] = value));
+      let headerBytes = 0;
+      request.headers.forEach((value, key) => {
+        headers[key] = value;
+        headerBytes += key.length + value.length + 4;
+      });
+      if (headerBytes > MAX_HEADER_BYTES) {
+        throw new HttpError(
+          431,
+          `the request headers take ${headerBytes} bytes; at most ${MAX_HEADER_BYTES} reach a function`,
+        );
+      }
       if (route.stream) {
         if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
           throw new HttpError(426, `${url.path} is a stream: connect with a WebSocket`, {
