@@ -78,6 +78,13 @@ export function parseResource(
           `(write ${JSON.stringify(part.replace(/[^/]*?([:*])/, "$1"))} as a segment of its own)`,
       };
     }
+    if (!part.isWellFormed()) {
+      return {
+        error: `${quoted} contains an unpaired UTF-16 surrogate in ${
+          JSON.stringify(part)
+        }; a path is text: remove the stray character`,
+      };
+    }
     let value: string;
     try {
       value = decodeURIComponent(part);
