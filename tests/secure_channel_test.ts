@@ -6,6 +6,7 @@ import {
   BINDING_CONTEXT,
   CHANNEL_PROLOGUE,
   CHANNEL_PROTOCOL,
+  MAX_BATCHED_MESSAGE_LEN,
   SecureChannel,
   type SecureChannelOptions,
   TrustError,
@@ -13,7 +14,7 @@ import {
 import { SessionClosedError } from "../src/channel/transport_session.ts";
 import { TrustPolicy } from "../src/channel/trust_policy.ts";
 import { ConnTransport, memoryTransportPair, type MessageTransport } from "../src/wire/mod.ts";
-import { MAX_FRAME_LEN } from "../src/channel/transport_session.ts";
+import { MAX_FRAME_LEN, MAX_PAYLOAD_LEN } from "../src/channel/transport_session.ts";
 
 const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -315,4 +316,34 @@ Deno.test("a secure channel runs over real TCP on loopback", async () => {
   await s.close();
   assert.equal(await p.receive(), undefined);
   await p.close();
+});
+
+Deno.test("messages sent in one turn share frames and arrive in order, each on its own", async () => {
+  const { sat, proxy: trustingProxy } = await allowlistedPair();
+  const [a, b] = memoryTransportPair();
+  let frames = 0;
+  const counting: MessageTransport = {
+    send: (m) => {
+      frames++;
+      return a.send(m);
+    },
+    receive: () => a.receive(),
+    close: () => a.close(),
+  };
+  const { initiated, responded } = await connect(sat, trustingProxy, {}, {}, [counting, b]);
+  const [s, p] = [value(initiated), value(responded)];
+  frames = 0;
+  const large = crypto.getRandomValues(new Uint8Array(MAX_BATCHED_MESSAGE_LEN + 1));
+  const sent = [bytes("one"), bytes(""), large, bytes("three")];
+  for (let i = 0; i < 100; i++) sent.push(bytes(`small ${i}`));
+  await Promise.all(sent.map((m) => s.send(m)));
+  // [one, ""] batched, the large one alone, then the rest batched: three frames.
+  assert.equal(frames, 3);
+  await s.send(bytes("last"));
+  await s.close(); // sent before the close frame
+  const received: Uint8Array[] = [];
+  for (let m = await p.receive(); m; m = await p.receive()) received.push(m);
+  assert.deepEqual(received, [...sent, bytes("last")]);
+  await assert.rejects(() => s.send(bytes("late")), SessionClosedError);
+  await assert.rejects(() => p.send(new Uint8Array(MAX_PAYLOAD_LEN + 1)), RangeError);
 });

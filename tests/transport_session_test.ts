@@ -3,6 +3,7 @@ import { BACKENDS, nativeBackend } from "../src/channel/backends.ts";
 import type { CryptoBackend } from "../src/channel/crypto_backend.ts";
 import { HandshakeState } from "../src/channel/handshake_state.ts";
 import {
+  FRAME_BATCH,
   FRAME_HEADER_LEN,
   MAX_FRAME_LEN,
   MAX_PAYLOAD_LEN,
@@ -192,4 +193,47 @@ Deno.test("an authenticated close ends both sides cleanly", () => {
   assert.deepEqual(b.open(close), { kind: "close" });
   assert.equal(b.endError?.reason, "peer-closed");
   assert.throws(() => a.seal(bytes("late")), SessionClosedError);
+});
+
+Deno.test("a batch frame carries several messages, in order, for one nonce", () => {
+  const [a, b] = sessions();
+  const messages = [bytes("one"), EMPTY, bytes("three"), new Uint8Array(1000).fill(7)];
+  const frame = a.sealBatch(messages);
+  assert.equal(a.sendNonce, 1n);
+  const result = b.open(frame);
+  assert.equal(result.kind, "batch");
+  assert.deepEqual((result as { payloads: readonly Uint8Array[] }).payloads, messages);
+  assert.equal(data(b.open(a.seal(bytes("after")))), "after");
+  assert.throws(() => a.sealBatch([]), RangeError);
+  assert.throws(() => a.sealBatch([new Uint8Array(MAX_PAYLOAD_LEN - 1)]), RangeError);
+  assert.equal(a.ended, false);
+});
+
+Deno.test("an authenticated batch frame that does not parse exactly ends the session", async (t) => {
+  const malformed: [string, Uint8Array][] = [
+    ["empty", EMPTY],
+    ["a length cut in half", Uint8Array.of(0, 1, 9, 0)],
+    ["a message running past the end", Uint8Array.of(0, 5, 1, 2)],
+  ];
+  for (const [name, plaintext] of malformed) {
+    await t.step(name, () => {
+      // Seal by hand with the sender's raw CipherState: sealBatch never writes such a payload.
+      const protocol = "Noise_NN_25519_ChaChaPoly_SHA256";
+      const i = new HandshakeState(protocol, true, { backend: nativeBackend });
+      const r = new HandshakeState(protocol, false, { backend: nativeBackend });
+      r.readMessage(i.writeMessage(EMPTY));
+      i.readMessage(r.writeMessage(EMPTY));
+      const send = i.split().send;
+      const receiver = new TransportSession(r.split());
+      const header = new Uint8Array(FRAME_HEADER_LEN);
+      header[0] = FRAME_BATCH;
+      const ciphertext = send.encryptWithAd(header, plaintext);
+      const frame = new Uint8Array(FRAME_HEADER_LEN + ciphertext.length);
+      frame.set(header);
+      frame.set(ciphertext, FRAME_HEADER_LEN);
+      assert.throws(() => receiver.open(frame), SessionClosedError);
+      assert.equal(receiver.ended, true);
+      assert.equal(receiver.endError?.reason, "malformed-frame");
+    });
+  }
 });

@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import {
+  BatchedFrameWriter,
   ConnTransport,
+  encodeDataFrame,
   encodeFrame,
+  encodeRelayFrame,
   FrameDecoder,
   FrameError,
+  MAX_LINK_MESSAGE_LEN,
   memoryTransportPair,
   TransportClosedError,
 } from "../src/wire/mod.ts";
@@ -72,3 +76,69 @@ Deno.test("an oversized frame on TCP closes that connection only", async () => {
   assert.equal(await good.receive(), undefined);
   good.close();
 });
+
+Deno.test("FrameDecoder.nextView gives the same bodies as next, without copying", () => {
+  const decoder = new FrameDecoder(100);
+  const first = Uint8Array.of(1, 2, 3);
+  const second = Uint8Array.of(4);
+  decoder.push(concat(encodeFrame(first), encodeFrame(second)));
+  const view = decoder.nextView()!;
+  assert.deepEqual(view, first);
+  assert.deepEqual(decoder.next(), second);
+  assert.equal(decoder.nextView(), undefined);
+  assert.equal(decoder.buffered, 0);
+});
+
+Deno.test("BatchedFrameWriter joins the frames of one turn into one write, in order", async () => {
+  const writes: Uint8Array[] = [];
+  const sink = {
+    write: (bytes: Uint8Array) => {
+      writes.push(bytes.slice());
+      return Promise.resolve(bytes.length);
+    },
+  };
+  const writer = new BatchedFrameWriter(sink, { onError: () => assert.fail("no error") });
+  const reused = Uint8Array.of(7, 7);
+  writer.writeFrame(encodeRelayFrame({ type: "ping" }));
+  writer.writeBody(reused);
+  reused.fill(0); // the writer copied it: the caller may reuse its bytes at once
+  writer.writeDataFrame(5, Uint8Array.of(9, 8, 7));
+  assert.equal(writer.queuedBytes, 5 + 6 + 4 + 5 + 3);
+  await writer.drain();
+  assert.deepEqual(writes, [
+    concat(
+      encodeRelayFrame({ type: "ping" }),
+      encodeFrame(Uint8Array.of(7, 7)),
+      encodeDataFrame(5, Uint8Array.of(9, 8, 7)),
+    ),
+  ]);
+  assert.equal(writer.queuedBytes, 0);
+  // A sink that takes a few bytes at a time still gets everything, in order.
+  const slow: Uint8Array[] = [];
+  const slowWriter = new BatchedFrameWriter({
+    write: (bytes: Uint8Array) => {
+      slow.push(bytes.slice(0, 3));
+      return Promise.resolve(Math.min(3, bytes.length));
+    },
+  }, { onError: () => assert.fail("no error") });
+  const big = crypto.getRandomValues(new Uint8Array(40_000));
+  slowWriter.writeDataFrame(1, big);
+  await Promise.resolve();
+  slowWriter.writeBody(Uint8Array.of(1)); // queued while the first batch is being written
+  await slowWriter.drain();
+  assert.deepEqual(concat(...slow), concat(encodeDataFrame(1, big), encodeFrame(Uint8Array.of(1))));
+  assert.throws(
+    () => slowWriter.writeDataFrame(1, new Uint8Array(MAX_LINK_MESSAGE_LEN + 1)),
+    RangeError,
+  );
+});
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

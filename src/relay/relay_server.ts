@@ -373,7 +373,14 @@ export class RelayServer {
         if (peer.closed) return;
         peer.lastReceived = this.#clock();
         peer.decoder.push(buffer.subarray(0, n));
-        for (let body = peer.decoder.next(); body !== undefined; body = peer.decoder.next()) {
+        for (
+          let view = peer.decoder.nextView();
+          view !== undefined;
+          view = peer.decoder.nextView()
+        ) {
+          // DATA is forwarded straight from the read buffer (the writer copies it into its batch
+          // at once); other messages may be kept or awaited on, so they get their own copy.
+          const body = view[0] === RelayMessageType.DATA ? view : view.slice();
           const pending = this.#onMessage(peer, body);
           if (pending !== undefined) await pending;
           if (peer.closed) return;

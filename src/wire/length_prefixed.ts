@@ -76,15 +76,29 @@ export class FrameDecoder {
    * @throws FrameError when the announced length exceeds the maximum
    */
   next(): Uint8Array | undefined {
+    return this.nextView()?.slice();
+  }
+
+  /**
+   * The next whole frame body as a view into the decoder's buffer (no copy), or undefined when
+   * more bytes are needed. The view is valid only until the next push(): use it or copy it
+   * before then. For a receiver that consumes each frame at once, e.g. a forwarder that copies
+   * it into a write batch.
+   *
+   * @throws FrameError when the announced length exceeds the maximum
+   */
+  nextView(): Uint8Array | undefined {
     const available = this.#end - this.#start;
     if (available < LENGTH_PREFIX_LEN) return undefined;
-    const length = new DataView(this.#buffer.buffer, this.#start, LENGTH_PREFIX_LEN).getUint32(0);
+    const b = this.#buffer;
+    const at = this.#start;
+    const length = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
     if (length > this.#max) {
       throw new FrameError(`frame of ${length} bytes exceeds the maximum of ${this.#max}`);
     }
     if (available < LENGTH_PREFIX_LEN + length) return undefined;
     const bodyStart = this.#start + LENGTH_PREFIX_LEN;
-    const body = this.#buffer.slice(bodyStart, bodyStart + length);
+    const body = this.#buffer.subarray(bodyStart, bodyStart + length);
     this.#start = bodyStart + length;
     if (this.#start === this.#end) this.#start = this.#end = 0;
     return body;
