@@ -10,6 +10,9 @@ const REPLY_ERROR = 1;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** The head of a reply carrying a value: the value's bytes follow. */
+export const VALUE_HEAD: Uint8Array = new Uint8Array([REPLY_VALUE]);
+
 /** A value or the error message the module receives. */
 export type CallOutcome = { value: Uint8Array } | { error: string };
 
@@ -34,6 +37,11 @@ export function errorReply(message: string): Uint8Array {
 export function decodeReply(reply: Uint8Array): CallOutcome {
   if (reply[0] === REPLY_VALUE) return { value: reply.slice(1) };
   return { error: decoder.decode(reply.subarray(1)) };
+}
+
+/** The error message of a reply, or undefined if it carries a value (read in place). */
+export function replyError(reply: Uint8Array): string | undefined {
+  return reply[0] === REPLY_VALUE ? undefined : decoder.decode(reply.subarray(1));
 }
 
 /** The message of an error a host service threw. */

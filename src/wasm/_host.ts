@@ -53,13 +53,14 @@ import {
   START_EXPORT,
 } from "./_instrument.ts";
 import type { JobLog, RunnableSpec } from "./_protocol.ts";
-import { type CallOutcome, decodeReply, messageOf } from "./_call_reply.ts";
+import { type CallOutcome, decodeReply, messageOf, replyError } from "./_call_reply.ts";
 import { encodeCacheCall } from "./_cache_call.ts";
 import { encodeDatabaseCall } from "./_database_call.ts";
 import { encodeFetchCall, MAX_FETCH_TIMEOUT_MS } from "./_fetch_call.ts";
 import { encodeGraphqlCall } from "./_graphql_call.ts";
-import { CALL_TIMEOUT_MS } from "./_job_channel.ts";
-import { requestField, setRequestField } from "./_request_field.ts";
+import { INPUT_ERROR_CODE } from "./_input_call.ts";
+import { CALL_TIMEOUT_MS, STREAMED_BODY } from "./_job_channel.ts";
+import { FIELD_BODY, FIELD_META, requestField, setRequestField } from "./_request_field.ts";
 import { encodeStaticFileCall } from "./_static_file_call.ts";
 import type { QueryVariable } from "./host_services.ts";
 import { WASI_FUNCTIONS, wasiImports } from "./_wasi.ts";
@@ -136,6 +137,11 @@ export interface JobStateOptions {
    * reply (a default if omitted); without it the cache and fetch are unavailable.
    */
   hostCall?: (call: Uint8Array, timeoutMs?: number) => Uint8Array;
+  /**
+   * Asks the pool for the next chunk of a streamed input (_input_call.ts) and waits for the
+   * reply: a view, valid until the next call. Only for a job whose input is streamed.
+   */
+  readInput?: () => Uint8Array;
 }
 
 /** The per-job slot that host calls carrying the job's `ident` write into. */
@@ -156,6 +162,7 @@ export class JobState {
   /** Variables added by `add_ffi_var`, in order, until a query uses them up. */
   ffiVars: QueryVariable[] = [];
   readonly hostCall: ((call: Uint8Array, timeoutMs?: number) => Uint8Array) | undefined;
+  readonly readInput: (() => Uint8Array) | undefined;
   readonly logs: JobLog[] = [];
   droppedLogs = 0;
   /** Whether anyone reads this job's logs; if not, `log_msg` costs no decoding. */
@@ -167,6 +174,7 @@ export class JobState {
     this.request = request;
     this.keepsLogs = options.keepsLogs ?? true;
     this.hostCall = options.hostCall;
+    this.readInput = options.readInput;
   }
 
   log(level: number, message: string): void {
@@ -208,6 +216,28 @@ class JobEnd extends Error {
   override name = "JobEnd";
 }
 
+/**
+ * Where a job's streamed input, which is its request's body, lies in the instance's memory, and
+ * what tells whether the module has written over it since: the interior chunks `from..to` are
+ * marked {@linkcode HOST_MARK} in the byte map of written chunks (a store of the module marks 1);
+ * `head` and `tail` are copies of the input's bytes around them (a store starting in the chunk
+ * before `from` may write a few bytes into it unmarked, and the edge chunks hold other data the
+ * module may write). A small input is kept whole in `head`.
+ */
+interface StreamedBody {
+  readonly ptr: number;
+  readonly size: number;
+  readonly head: Uint8Array;
+  readonly tail: Uint8Array;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** How the host marks the chunks of a streamed body in the byte map (the module's stores: 1). */
+const HOST_MARK = 2;
+/** A streamed body up to this size is copied whole for `request_get_field` (a few chunks). */
+const SMALL_BODY = 4 << CHUNK_SHIFT;
+
 /** Thrown through a start function by `proc_exit(0)`: initialisation ended cleanly. */
 class CleanExit extends Error {
   override name = "CleanExit";
@@ -231,6 +261,8 @@ export class RunnableInstance {
   /** Taken once the start function returned, if the module is resettable. */
   #snapshot: Snapshot | undefined;
   #job: JobState | undefined;
+  /** The running job's streamed body, if its request reads it from memory. */
+  #body: StreamedBody | undefined;
   /** Logs what remains of the job's unfinished fd_write lines. */
   #flushWasi: () => void = () => {};
 
@@ -322,8 +354,15 @@ export class RunnableInstance {
     }
   }
 
-  /** Runs one job; never throws. */
-  run(jobId: number, job: JobState, input: Uint8Array): RunResult {
+  /**
+   * Runs one job; never throws.
+   *
+   * @param jobId the pool's id of the job, written into the interrupt word
+   * @param job the job's state
+   * @param input the input, or the size of a streamed input that `job.readInput` pulls
+   * @returns the job's result
+   */
+  run(jobId: number, job: JobState, input: Uint8Array | number): RunResult {
     this.#job = job;
     Atomics.store(this.#interrupt, 0, jobId);
     let trap: { error: unknown } | undefined;
@@ -334,14 +373,22 @@ export class RunnableInstance {
         if (this.#spec.resettable) this.#snapshot = this.#capture();
         this.#dirty?.fill(0);
       }
-      const ptr = this.#exports.allocate(input.length);
-      this.#bytes(ptr, input.length, "allocate").set(input);
-      this.#written(ptr, input.length);
-      this.#exports.run_e(ptr, input.length, job.ident);
-      if (job.failure === undefined) this.#exports.deallocate(ptr, input.length);
+      if (typeof input === "number") {
+        const ptr = this.#exports.allocate(input);
+        this.#pull(job, ptr, input);
+        this.#exports.run_e(ptr, input, job.ident);
+        if (job.failure === undefined) this.#exports.deallocate(ptr, input);
+      } else {
+        const ptr = this.#exports.allocate(input.length);
+        this.#bytes(ptr, input.length, "allocate").set(input);
+        this.#written(ptr, input.length);
+        this.#exports.run_e(ptr, input.length, job.ident);
+        if (job.failure === undefined) this.#exports.deallocate(ptr, input.length);
+      }
     } catch (error) {
       trap = { error };
     }
+    this.#body = undefined;
     const interrupted = Atomics.exchange(this.#interrupt, 0, 0) === INTERRUPTED;
     this.#flushWasi();
     this.#job = undefined;
@@ -358,6 +405,130 @@ export class RunnableInstance {
         : fail(`runnable "${name}" trapped: ${describe(trap.error)}${this.#memoryNote()}`);
     }
     return withHeaders(job);
+  }
+
+  /**
+   * Writes a streamed input at `ptr`, chunk by chunk as the pool hands them over, straight from
+   * the channel into memory (no module code runs meanwhile: the memory cannot move), then asks
+   * for the end. Ends the job (`final`, code {@linkcode INPUT_ERROR_CODE}) if the input is
+   * shorter or longer than `size` or the pool answers an error.
+   */
+  #pull(job: JobState, ptr: number, size: number): void {
+    const target = this.#bytes(ptr, size, "allocate");
+    const end = (code: number, message: string): never => {
+      job.final = { ok: false, code, message };
+      throw new JobEnd("input");
+    };
+    if (!job.readInput) end(500, "this job's streamed input cannot be read (no channel)");
+    let offset = 0;
+    for (;;) {
+      let reply: Uint8Array;
+      try {
+        reply = job.readInput!();
+      } catch (error) {
+        return end(500, `runnable "${this.#spec.name}": reading its input: ${messageOf(error)}`);
+      }
+      const error = replyError(reply);
+      if (error !== undefined) end(INPUT_ERROR_CODE, error);
+      const length = reply.length - 1;
+      if (length === 0) break;
+      if (length > size - offset) {
+        end(
+          INPUT_ERROR_CODE,
+          `the request body was longer than its announced size of ${size} bytes`,
+        );
+      }
+      target.set(reply.subarray(1), offset);
+      offset += length;
+    }
+    if (offset < size) {
+      end(
+        INPUT_ERROR_CODE,
+        `the request body was shorter than its announced size: it ended after ${offset} of ` +
+          `${size} bytes`,
+      );
+    }
+    this.#written(ptr, size);
+    if (job.request?.body === STREAMED_BODY) this.#keepBody(job, ptr, size);
+  }
+
+  /**
+   * Prepares `request_get_field` to read the streamed body from memory. Without write tracking
+   * nothing would tell whether the module wrote over it: the body is copied then (a second copy,
+   * only for such modules that read their request).
+   */
+  #keepBody(job: JobState, ptr: number, size: number): void {
+    const dirty = this.#dirty;
+    const memory = this.#bytes(ptr, size, "allocate");
+    if (!dirty) {
+      job.request!.body = memory.slice();
+      return;
+    }
+    const chunk = 1 << CHUNK_SHIFT;
+    const from = Math.ceil(ptr / chunk);
+    const to = Math.floor((ptr + size) / chunk);
+    if (size <= SMALL_BODY || to - from < 2) {
+      this.#body = { ptr, size, head: memory.slice(), tail: EMPTY, from: 0, to: 0 };
+      return;
+    }
+    const headEnd = from * chunk + MAX_STORE_BYTES - 1 - ptr;
+    const tailStart = to * chunk - ptr;
+    this.#body = {
+      ptr,
+      size,
+      head: memory.slice(0, headEnd),
+      tail: memory.slice(tailStart),
+      from,
+      to,
+    };
+    dirty.fill(HOST_MARK, from, to);
+  }
+
+  /**
+   * The running job's streamed body: a view of the memory (valid until the module's code runs
+   * again), or why it cannot be read.
+   */
+  #streamedBody(): Uint8Array | string {
+    const body = this.#body;
+    const name = this.#spec.name;
+    if (!body) return `runnable "${name}": the request body is not available`;
+    const { ptr, size, head, tail, from, to } = body;
+    const view = new Uint8Array(this.#exports.memory.buffer, ptr, size);
+    if (tail === EMPTY && from === to) return head;
+    const dirty = this.#dirty!;
+    let same = true;
+    for (let chunk = from; chunk < to && same; chunk++) same = dirty[chunk] === HOST_MARK;
+    for (let i = 0; i < head.length && same; i++) same = view[i] === head[i];
+    const at = size - tail.length;
+    for (let i = 0; i < tail.length && same; i++) same = view[at + i] === tail[i];
+    if (same) return view;
+    return `runnable "${name}": the request body is no longer available: the runnable wrote over ` +
+      "its input, where the host keeps a streamed body; read the body before changing the input";
+  }
+
+  /** Reads a field of a request whose body is the streamed input, as it lies in memory. */
+  #streamedGet(request: RequestInfo, fieldType: number, key: string): CallOutcome {
+    const body = this.#streamedBody();
+    if (typeof body === "string") return { error: body };
+    return requestField({ ...request, body }, fieldType, key);
+  }
+
+  /**
+   * Sets a field of a request whose body is the streamed input, as it lies in memory: a new
+   * body replaces it (for this job, as every `request_set_field`).
+   */
+  #streamedSet(
+    request: RequestInfo,
+    fieldType: number,
+    key: string,
+    value: string,
+  ): string | undefined {
+    const body = this.#streamedBody();
+    if (typeof body === "string") return body;
+    const copy = { ...request, body };
+    const error = setRequestField(copy, fieldType, key, value);
+    if (error === undefined) request.body = copy.body;
+    return error;
   }
 
   /** The state to reset to; undefined if a global's value cannot be read (v128). */
@@ -459,9 +630,17 @@ export class RunnableInstance {
         const job = this.#jobFor(ident, "request_get_field");
         if (!job) return -1;
         const key = this.#text(keyPtr, keySize, "request_get_field");
-        const field = job.request
-          ? requestField(job.request, fieldType, key)
-          : { error: "no request is attached to this job" };
+        const request = job.request;
+        let field: CallOutcome;
+        if (!request) field = { error: "no request is attached to this job" };
+        else if (request.body !== STREAMED_BODY) field = requestField(request, fieldType, key);
+        else if (fieldType === FIELD_META && key === "body") {
+          // Copied by get_ffi_result from where it lies, if unchanged.
+          const body = this.#streamedBody();
+          field = typeof body === "string" ? { error: body } : { value: STREAMED_BODY };
+        } else if (fieldType === FIELD_BODY) {
+          field = this.#streamedGet(request, fieldType, key);
+        } else field = requestField(request, fieldType, key);
         return this.#ffiResult(job, "request_get_field", field);
       },
       get_ffi_result: (ptr: number, ident: number) => {
@@ -469,6 +648,7 @@ export class RunnableInstance {
         if (!job || job.pendingFfi === undefined) return -1;
         const data = job.pendingFfi;
         job.pendingFfi = undefined;
+        if (data === STREAMED_BODY) return this.#copyBody(ptr);
         this.#bytes(ptr, data.length, "get_ffi_result").set(data);
         this.#written(ptr, data.length);
         return 0;
@@ -596,9 +776,12 @@ export class RunnableInstance {
         if (!job) return -1;
         const key = this.#text(keyPtr, keySize, "request_set_field");
         const value = this.#text(valPtr, valSize, "request_set_field");
-        const error = job.request
-          ? setRequestField(job.request, fieldType, key, value)
-          : "no request is attached to this job";
+        const request = job.request;
+        const error = !request
+          ? "no request is attached to this job"
+          : request.body === STREAMED_BODY && fieldType === FIELD_BODY
+          ? this.#streamedSet(request, fieldType, key, value)
+          : setRequestField(request, fieldType, key, value);
         // Reactr answers an empty result on success, which the SDKs collect.
         return this.#ffiResult(job, "request_set_field", error ? { error } : { value: EMPTY });
       },
@@ -668,7 +851,21 @@ export class RunnableInstance {
       return -job.pendingFfi.length;
     }
     job.pendingFfi = result.value;
-    return result.value.length;
+    return result.value === STREAMED_BODY ? this.#body!.size : result.value.length;
+  }
+
+  /** `get_ffi_result` of a streamed body: copied within the memory, if still unchanged. */
+  #copyBody(ptr: number): number {
+    const body = this.#streamedBody();
+    if (typeof body === "string") throw this.#fault(`get_ffi_result: ${body}`);
+    const size = body.length;
+    const target = this.#bytes(ptr, size, "get_ffi_result");
+    if (body.buffer === target.buffer) {
+      // Within the memory: no temporary copy of the body.
+      new Uint8Array(target.buffer).copyWithin(ptr >>> 0, body.byteOffset, body.byteOffset + size);
+    } else target.set(body);
+    this.#written(ptr, size);
+    return 0;
   }
 
   /** Calls the pool's cache; errors come back as a message for the module. */

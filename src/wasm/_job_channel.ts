@@ -33,10 +33,13 @@
  * The pool takes back a record not yet claimed with `compareExchange(STATE, QUEUED, TAKEN)`: an
  * aborted job, or jobs queued behind a slow one, which another worker may run instead.
  *
- * Job record: u32 size of the record, u32 job id, u32 runnable key, u8 flags; then, unless
- * BY_MESSAGE (the input and request come in a `payload` message), u32 length and the input; then,
+ * Job record: u32 size of the record, u32 job id, u32 runnable key, u8 flags; if STREAMED (the
+ * worker pulls the input with host calls, _input_call.ts), u32 size of the input; then, unless
+ * BY_MESSAGE (the input and request come in a `payload` message), u32 length and the input (empty
+ * if STREAMED); then,
  * if HAS_REQUEST, the request: u32 length and the UTF-8 JSON of `[method, url, id, headers,
- * params, stateKeys]`, u32 length and the body (absent if BODY_IS_INPUT), and u32 length and the
+ * params, stateKeys]`, u32 length and the body (absent if BODY_IS_INPUT: the input's, or
+ * with STREAMED the instance's memory holds it), and u32 length and the
  * bytes of each state value in the order of `stateKeys`. NO_LOGS: nobody reads the job's logs,
  * its answer carries none.
  *
@@ -102,6 +105,7 @@ const HAS_REQUEST = 1;
 const BODY_IS_INPUT = 2;
 const BY_MESSAGE = 4;
 const NO_LOGS = 8;
+const STREAMED = 16;
 
 const KIND_OK = 0;
 const KIND_ERROR = 1;
@@ -206,6 +210,8 @@ export interface ChannelJob {
   bodyIsInput: boolean;
   /** Someone reads the job's logs. */
   keepsLogs: boolean;
+  /** The size of a streamed input (`input` is then empty); undefined for others. */
+  streamedSize?: number;
 }
 
 /** What a worker reads from its channel for one record. */
@@ -217,7 +223,12 @@ export interface JobRecord {
   byMessage: boolean;
   /** Someone reads the job's logs. */
   keepsLogs: boolean;
-  /** Views into the buffer: valid until the batch is answered. */
+  /** The size of a streamed input, pulled with host calls; undefined if `input` is the input. */
+  streamedSize: number | undefined;
+  /**
+   * Views into the buffer: valid until the batch is answered. With a streamed input whose
+   * request body is the input, `request.body` is {@linkcode STREAMED_BODY}.
+   */
   input: Uint8Array;
   request: RequestInfo | undefined;
 }
@@ -265,11 +276,14 @@ export class PoolChannel {
     let flags = job.keepsLogs ? 0 : NO_LOGS;
     if (byMessage) flags |= BY_MESSAGE;
     else if (request) flags |= HAS_REQUEST | (bodyIsInput ? BODY_IS_INPUT : 0);
+    const streamed = job.streamedSize !== undefined;
+    if (streamed) flags |= STREAMED;
     try {
       cursor.putU32(0); // the record's size, set once known
       cursor.putU32(job.id);
       cursor.putU32(job.key);
       cursor.putU8(flags);
+      if (streamed) cursor.putU32(job.streamedSize!);
       if (!byMessage) {
         cursor.putBytes(job.input);
         if (request) {
@@ -313,11 +327,20 @@ export class PoolChannel {
     return new Uint8Array(this.buffer, CALLS + 4, Math.min(length, MAX_CALL_BYTES));
   }
 
-  /** Answers the pending host call; a reply longer than {@linkcode MAX_CALL_BYTES} is cut. */
-  answerCall(reply: Uint8Array): void {
-    const length = Math.min(reply.length, MAX_CALL_BYTES);
+  /**
+   * Answers the pending host call with `reply`, or the concatenation of its parts (a chunk of
+   * input goes in without being copied first); a reply longer than {@linkcode MAX_CALL_BYTES} is
+   * cut.
+   */
+  answerCall(reply: Uint8Array | readonly Uint8Array[]): void {
+    const bytes = new Uint8Array(this.buffer, CALLS + 4, MAX_CALL_BYTES);
+    let length = 0;
+    for (const part of reply instanceof Uint8Array ? [reply] : reply) {
+      const taken = part.subarray(0, MAX_CALL_BYTES - length);
+      bytes.set(taken, length);
+      length += taken.length;
+    }
     new DataView(this.buffer).setUint32(CALLS, length, true);
-    new Uint8Array(this.buffer, CALLS + 4, length).set(reply.subarray(0, length));
     Atomics.and(this.#words, DONE, ~CALLING);
     Atomics.store(this.#words, CALL_ANSWERED, 1);
     Atomics.notify(this.#words, CALL_ANSWERED);
@@ -452,6 +475,7 @@ export class WorkerChannel {
     const jobId = cursor.u32();
     const key = cursor.u32();
     const flags = cursor.u8();
+    const streamedSize = flags & STREAMED ? cursor.u32() : undefined;
     let input: Uint8Array = EMPTY;
     let request: RequestInfo | undefined;
     if (!(flags & BY_MESSAGE)) {
@@ -465,7 +489,9 @@ export class WorkerChannel {
           Record<string, string>,
           string[],
         ];
-        const body = flags & BODY_IS_INPUT ? input : cursor.view8(cursor.u32());
+        const body = flags & BODY_IS_INPUT
+          ? (streamedSize === undefined ? input : STREAMED_BODY)
+          : cursor.view8(cursor.u32());
         const state: Record<string, Uint8Array> = {};
         for (const name of stateKeys) state[name] = cursor.view8(cursor.u32());
         request = { method, url, id, body, headers, params, state };
@@ -478,6 +504,7 @@ export class WorkerChannel {
       key,
       byMessage: (flags & BY_MESSAGE) !== 0,
       keepsLogs: (flags & NO_LOGS) === 0,
+      streamedSize,
       input,
       request,
     };
@@ -545,6 +572,17 @@ export class WorkerChannel {
    * @throws {Error} the pool did not answer within `timeoutMs`
    */
   call(call: Uint8Array, timeoutMs: number = CALL_TIMEOUT_MS): Uint8Array {
+    return this.callView(call, timeoutMs).slice();
+  }
+
+  /**
+   * {@linkcode WorkerChannel.call}, the reply left in the buffer: a view valid until the next
+   * call (a chunk of input is copied from it straight into the instance's memory).
+   *
+   * @throws {RangeError} the call is longer than {@linkcode MAX_CALL_BYTES}
+   * @throws {Error} the pool did not answer within `timeoutMs`
+   */
+  callView(call: Uint8Array, timeoutMs: number = CALL_TIMEOUT_MS): Uint8Array {
     if (call.length > MAX_CALL_BYTES) {
       throw new RangeError(`a host call of ${call.length} bytes exceeds ${MAX_CALL_BYTES} bytes`);
     }
@@ -560,7 +598,7 @@ export class WorkerChannel {
       throw new Error(`the pool did not answer a host call within ${timeoutMs} ms`);
     }
     const length = Math.min(view.getUint32(CALLS, true), MAX_CALL_BYTES);
-    return bytes.slice(CALLS + 4, CALLS + 4 + length);
+    return bytes.subarray(CALLS + 4, CALLS + 4 + length);
   }
 
   /** Answers the next record as posted: its answer went in a `done` message. */
@@ -589,3 +627,10 @@ export class WorkerChannel {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * `RequestInfo.body` of a job, in its worker, whose body is its streamed input
+ * (_input_call.ts): the body is then read from the instance's memory (_host.ts). Compared by
+ * identity.
+ */
+export const STREAMED_BODY: Uint8Array = new Uint8Array(0);

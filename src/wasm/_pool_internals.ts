@@ -9,7 +9,10 @@ import type { FetchPolicy } from "./_fetch_call.ts";
 import type { RunnableSpec } from "./_protocol.ts";
 import type { RunnableLog } from "./runnable.ts";
 
-/** `pool[SUBMIT](runnable, input, request, signal)`: queues one job. */
+/**
+ * `pool[SUBMIT](runnable, input, request, signal)`: queues one job; `input` a Uint8Array or a
+ * checked `StreamedInput` (_input_call.ts).
+ */
 export const SUBMIT: unique symbol = Symbol("RunnablePool.submit");
 /** `pool[RETAIN]()`: a runnable starts using the pool. */
 export const RETAIN: unique symbol = Symbol("RunnablePool.retain");
@@ -21,7 +24,6 @@ export const ADOPT: unique symbol = Symbol("RunnablePool.adopt");
 /** A loaded runnable as the pool sees it. */
 export interface PoolRunnable extends RunnableSpec {
   module: WebAssembly.Module;
-  timeoutMs: number;
   log: RunnableLog | undefined;
   /**
    * The module imports `env.request_get_field` or `env.request_set_field`: only then does a

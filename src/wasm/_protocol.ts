@@ -6,7 +6,8 @@
  *
  * pool → worker: `channel` (once, first), `load` (a runnable's module, before the first record of
  * it in the channel), `forget` (a runnable was closed; sent only between batches), `payload` (the
- * input and request of a BY_MESSAGE record, too large for the channel; sent before the record).
+ * input and request of a BY_MESSAGE record, too large for the channel; sent before the record;
+ * for a streamed input, an empty input and the request without its body).
  * The worker handles messages between batches, or when a record waits for one.
  *
  * worker → pool: `ready` (once it has the channel), `instance` (a new instance's interrupt word,
@@ -25,6 +26,8 @@ export interface RunnableSpec {
   name: string;
   /** Pages the memory is capped at (already written into the module). */
   maxMemoryPages: number;
+  /** Most time a job may run, in ms (the pool enforces it; a worker bounds its waits by it). */
+  timeoutMs: number;
   /**
    * Whether restoring memories and mutable globals resets an instance (the module changes no
    * table and drops no segment); if not, each job gets a fresh instance.

@@ -13,7 +13,14 @@
  */
 
 import { JobState, RunnableInstance } from "./_host.ts";
-import { clock, type JobRecord, WorkerChannel } from "./_job_channel.ts";
+import {
+  CALL_TIMEOUT_MS,
+  clock,
+  type JobRecord,
+  STREAMED_BODY,
+  WorkerChannel,
+} from "./_job_channel.ts";
+import { INPUT_CALL } from "./_input_call.ts";
 import type { FromWorker, RunnableSpec, ToWorker } from "./_protocol.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
 
@@ -138,14 +145,21 @@ function step(ch: WorkerChannel): boolean {
     return true;
   }
   payloads.delete(record.jobId);
-  const job = new JobState(randomIdent(), payload.request, {
+  const streamed = record.streamedSize;
+  let request = payload.request;
+  // A streamed input is the request's body, which the instance's memory holds.
+  if (streamed !== undefined && request && record.byMessage) {
+    request = { ...request, body: STREAMED_BODY };
+  }
+  const job = new JobState(randomIdent(), request, {
     keepsLogs: record.keepsLogs,
     hostCall: (call, timeoutMs) => ch.call(call, timeoutMs),
+    readInput: streamed === undefined ? undefined : inputReader(ch, record.key),
   });
   const instance = instanceOf(record.key);
   const result = typeof instance === "string"
     ? failed(instance)
-    : instance.run(record.jobId, job, payload.input);
+    : instance.run(record.jobId, job, streamed ?? payload.input);
   if (!ch.answer(record.jobId, job.ident, result, job.logs, job.droppedLogs)) {
     // Too large for the channel: by message, then the record says so.
     const transfer = result.ok ? [result.output.buffer as ArrayBuffer] : [];
@@ -161,6 +175,13 @@ function step(ch: WorkerChannel): boolean {
   }
   if (typeof instance !== "string") renew(record.key, instance);
   return true;
+}
+
+/** Pulls the next chunk of a streamed input: a view of the channel's reply. */
+function inputReader(ch: WorkerChannel, key: number): () => Uint8Array {
+  // The pool answers within the job's time limit, or stops the job: wait a margin longer.
+  const timeoutMs = modules.get(key)!.spec.timeoutMs + CALL_TIMEOUT_MS;
+  return () => ch.callView(INPUT_CALL, timeoutMs);
 }
 
 /** Resets the instance for the next job, after the answer: the caller does not wait for it. */

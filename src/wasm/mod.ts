@@ -13,6 +13,23 @@
  * // result: { ok: true, output: "hello, my friend" as bytes }
  * ```
  *
+ * A job's input may also be streamed (a {@linkcode StreamedInput}: `size` and an async iterable
+ * of chunks, such as a request body's stream): the worker allocates `size` bytes in the instance,
+ * then pulls the chunks one at a time from the main thread through its channel (at most
+ * {@linkcode MAX_INPUT_CHUNK} bytes per reply) and writes each straight into the instance's
+ * memory, which is the only place the process holds the whole input. The main thread reads the
+ * next chunk only when the worker asks for it (back-pressure to the producer). More or fewer
+ * bytes than `size`, or a producer that throws, fail the job with code 400
+ * ({@linkcode INPUT_ERROR_CODE}). A streamed input is the request's body: `request_get_field`
+ * answers the meta field `body` (and JSON fields of it) from the instance's memory, checked
+ * unchanged since the host wrote it (the write tracking below marks its chunks; the bytes at its
+ * edges are compared). If the runnable wrote over its input first, the call answers an error
+ * rather than other bytes (Atmo answered the original body; no SDK changes its input before
+ * reading the body). A body of up to 16 KiB, or one given to a module whose writes are not
+ * tracked and that reads its request, is copied once more and answered as it came. A large output
+ * leaves the instance once (a copy out of its memory, which the reset reuses) and is transferred
+ * to the main thread, not copied again.
+ *
  * Every job starts from a clean state: the one right after instantiation and the module's start
  * function. Nothing a job writes to memory or to a global (the module's private ones included,
  * such as Rust's `__stack_pointer`) is visible to the next, whether it returned, trapped, hit a
@@ -75,6 +92,7 @@ export {
   type RunResult,
 } from "./runnable.ts";
 export { RunnableError, type RunnableErrorOptions } from "./runnable_error.ts";
+export { INPUT_ERROR_CODE, MAX_INPUT_CHUNK, type StreamedInput } from "./_input_call.ts";
 export {
   DEFAULT_FETCH_MAX_BYTES,
   DEFAULT_FETCH_TIMEOUT_MS,

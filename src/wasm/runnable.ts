@@ -7,6 +7,7 @@
 
 import { fetchPolicy } from "./_fetch_call.ts";
 import { IMPORT_MODULES, isSupportedImport } from "./_host.ts";
+import { isStreamedInput, type StreamedInput } from "./_input_call.ts";
 import { instrument, MAX_WASM32_PAGES } from "./_instrument.ts";
 import {
   ADOPT,
@@ -25,6 +26,8 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_MEMORY_PAGES = 1024;
 /** Default output limit of a job: 16 MiB. */
 export const DEFAULT_MAX_OUTPUT_BYTES: number = 16 * 1024 * 1024;
+/** Bytes of a WebAssembly page. */
+const WASM_PAGE = 65536;
 
 /** The exports of Suborbital's ABI, and their kinds. */
 const REQUIRED_EXPORTS: ReadonlyArray<readonly [string, WebAssembly.ImportExportKind]> = [
@@ -304,18 +307,68 @@ export class Runnable {
   /**
    * Runs one job.
    *
-   * @param input the job's input (copied; the caller may reuse it)
+   * The input is a Uint8Array (copied; the caller may reuse it) or a {@linkcode StreamedInput}:
+   * `size` bytes that the job's worker pulls from `chunks` once the job starts, one chunk at a
+   * time (the next is read only when the worker asks for it), and writes straight into the
+   * instance's memory, the only place that holds them. The job fails with code 400 if `chunks`
+   * yields more or fewer than `size` bytes, or throws; with 413, before any chunk is read, if
+   * `size` exceeds the memory limit. Reading counts against the time limit. With a streamed input
+   * the request's body is the input: `request.body` is not read (pass an empty array), and
+   * `request_get_field` answers the body from the instance's memory (mod.ts says when it
+   * cannot). The iterator is told to stop (`return()`) if the job ends before it is done; a job
+   * that never starts (aborted, or the pool closed) never opens it.
+   *
+   * @param input the job's input, whole or streamed
    * @param request the request the job serves, for `request_get_field` (read when the job
    *   starts: keep it unchanged until the promise settles)
    * @param options an abort signal
    * @returns the output, or `{ ok: false, code, message }` when the module returned an error,
-   *   trapped, called an unsupported host function, or hit its time or memory limit
-   * @throws {TypeError} `input` is not a Uint8Array (the promise rejects)
+   *   trapped, called an unsupported host function, hit its time or memory limit, or its
+   *   streamed input was not what it announced
+   * @throws {TypeError} `input` is neither a Uint8Array nor a {@linkcode StreamedInput} (the
+   *   promise rejects)
+   * @throws {RangeError} a streamed input's `size` is not a whole number (the promise rejects)
    * @throws {Error} the runnable or its pool is closed, or `signal` aborted (its reason)
+   * @example
+   * ```ts
+   * const file = await Deno.open("body.bin");
+   * const { size } = await file.stat();
+   * const result = await runnable.run({ size, chunks: file.readable }, request);
+   * ```
    */
-  run(input: Uint8Array, request?: RequestInfo, options: RunOptions = {}): Promise<RunResult> {
+  run(
+    input: Uint8Array | StreamedInput,
+    request?: RequestInfo,
+    options: RunOptions = {},
+  ): Promise<RunResult> {
     if (!(input instanceof Uint8Array)) {
-      return Promise.reject(new TypeError(`runnable "${this.name}": input must be a Uint8Array`));
+      if (!isStreamedInput(input)) {
+        return Promise.reject(
+          new TypeError(
+            `runnable "${this.name}": input must be a Uint8Array or a StreamedInput ` +
+              "({ size, chunks: AsyncIterable<Uint8Array> })",
+          ),
+        );
+      }
+      if (!Number.isSafeInteger(input.size) || input.size < 0) {
+        return Promise.reject(
+          new RangeError(
+            `runnable "${this.name}": a streamed input's size must be a whole number of bytes, ` +
+              `got ${input.size}`,
+          ),
+        );
+      }
+      if (this.#closed) return Promise.reject(new Error(`runnable "${this.name}" is closed`));
+      const room = this.maxMemoryPages * WASM_PAGE;
+      if (input.size > room) {
+        return Promise.resolve({
+          ok: false,
+          code: 413,
+          message: `the request body of ${input.size} bytes does not fit runnable ` +
+            `"${this.name}"'s memory limit of ${room} bytes (${this.maxMemoryPages} pages; raise ` +
+            "maxMemoryPages)",
+        });
+      }
     }
     if (this.#closed) return Promise.reject(new Error(`runnable "${this.name}" is closed`));
     return this.#pool[SUBMIT](this.#runnable, input, request, options.signal).then((result) =>

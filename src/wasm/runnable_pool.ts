@@ -39,9 +39,11 @@ import { isCacheCall, serveCacheCall } from "./_cache_call.ts";
 import { isDatabaseCall, serveDatabaseCall } from "./_database_call.ts";
 import { type FetchPolicy, fetchPolicy, isFetchCall, serveFetchCall } from "./_fetch_call.ts";
 import { isGraphqlCall, serveGraphqlCall } from "./_graphql_call.ts";
+import { InputStream, isInputCall, type StreamedInput } from "./_input_call.ts";
 import { isStaticFileCall, serveStaticFileCall } from "./_static_file_call.ts";
 import type { CacheBackend, DatabaseBackend, StaticFiles } from "./host_services.ts";
 import { RunnableCache } from "./runnable_cache.ts";
+import { workerUrl } from "./_worker_source.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 2;
@@ -131,7 +133,10 @@ export interface RunnablePoolOptions {
 interface Job {
   id: number;
   runnable: PoolRunnable;
+  /** The input; empty when it is streamed. */
   input: Uint8Array<ArrayBuffer>;
+  /** A streamed input, which the worker pulls with input calls (_input_call.ts). */
+  stream: InputStream | undefined;
   request: RequestInfo | undefined;
   /** The caller passed the request's body as the input. */
   bodyIsInput: boolean;
@@ -180,8 +185,11 @@ interface Slot {
 }
 
 type Outcome = { result: RunResult } | { error: unknown };
+/** A host call's reply, whole or in parts (_job_channel.ts `answerCall`). */
+type Reply = Uint8Array | readonly Uint8Array[];
 
 const NO_BATCH: (Job | undefined)[] = [];
+const EMPTY = new Uint8Array(0);
 
 /**
  * Workers shared by any number of runnables. Workers start when jobs need them (none before
@@ -294,7 +302,7 @@ export class RunnablePool {
    * Queues one job of `runnable` (for `Runnable.run`).
    *
    * @param runnable the compiled runnable and its limits
-   * @param input the job's input
+   * @param input the job's input, or a streamed one (its size checked by `Runnable.run`)
    * @param request the request it serves
    * @param signal aborts the job
    * @returns the job's result
@@ -302,20 +310,23 @@ export class RunnablePool {
    */
   [SUBMIT](
     runnable: PoolRunnable,
-    input: Uint8Array,
+    input: Uint8Array | StreamedInput,
     request: RequestInfo | undefined,
     signal: AbortSignal | undefined,
   ): Promise<RunResult> {
     if (this.#closed) return Promise.reject(new Error("the runnable pool was closed"));
     if (signal?.aborted) return Promise.reject(signal.reason);
+    const whole = input instanceof Uint8Array;
     return new Promise((resolve, reject) => {
       const job: Job = {
         id: this.#jobId(),
         runnable,
         // A copy of our own: the caller may reuse theirs before the job is handed over.
-        input: input.slice(),
+        input: whole ? input.slice() : EMPTY,
+        stream: whole ? undefined : new InputStream(input),
         request,
-        bodyIsInput: request?.body === input,
+        // A streamed input is the request's body: the instance's memory holds it once.
+        bodyIsInput: whole ? request?.body === input : request !== undefined,
         signal,
         resolve,
         reject,
@@ -411,7 +422,7 @@ export class RunnablePool {
   #spawn(): void {
     const options: WorkerOptions & { deno?: { permissions: "none" } } = { type: "module" };
     if (this.workerPermissions === "none") options.deno = { permissions: "none" };
-    const worker = new Worker(new URL("./_worker.ts", import.meta.url), options);
+    const worker = new Worker(workerUrl(), options);
     const slot: Slot = {
       worker,
       channel: new PoolChannel(),
@@ -452,7 +463,8 @@ export class RunnablePool {
       if (!slot.loaded.has(key)) {
         // Sent before the batch is published: the worker waits for it if need be.
         slot.loaded.add(key);
-        const spec = { key, name, maxMemoryPages, resettable, secrets };
+        const { timeoutMs } = job.runnable;
+        const spec = { key, name, maxMemoryPages, timeoutMs, resettable, secrets };
         this.#post(slot, { kind: "load", spec, module });
       }
       const record = {
@@ -463,11 +475,16 @@ export class RunnablePool {
         request: readsRequest ? job.request : undefined,
         bodyIsInput: job.bodyIsInput,
         keepsLogs: log !== undefined,
+        streamedSize: job.stream?.size,
       };
       if (!channel.add(record)) {
         if (batch.length > 0) break; // the next batch takes it
         // Too large for the channel even alone: the worker gets it by message.
-        const { input, request } = record;
+        const { input } = record;
+        // A streamed body stays with the stream: the worker reads it from the instance's memory.
+        const request = record.request && job.stream
+          ? { ...record.request, body: EMPTY }
+          : record.request;
         this.#post(slot, { kind: "payload", jobId: job.id, input, request });
         channel.add(record, true);
       }
@@ -549,12 +566,12 @@ export class RunnablePool {
     const controller = new AbortController();
     // The call is a view of the channel: every service reads it before its first await.
     const reply = this.#serve(call, batch[index], slot.channel.started(index), controller.signal);
-    if (reply instanceof Uint8Array) {
+    if (reply instanceof Uint8Array || Array.isArray(reply)) {
       slot.channel.answerCall(fitReply(reply));
       return false;
     }
     slot.calling = controller;
-    const stopped = new Promise<Uint8Array>((resolve) => {
+    const stopped = new Promise<Reply>((resolve) => {
       controller.signal.addEventListener(
         "abort",
         () => resolve(errorReply("the job was stopped while the host call ran")),
@@ -576,7 +593,10 @@ export class RunnablePool {
     job: Job | undefined,
     started: number,
     signal: AbortSignal,
-  ): Uint8Array | Promise<Uint8Array> {
+  ): Reply | Promise<Reply> {
+    if (isInputCall(call)) {
+      return job?.stream ? job.stream.next() : errorReply("the job's input is not streamed");
+    }
     if (isCacheCall(call)) return serveCacheCall(this.cache, call);
     if (isDatabaseCall(call)) return serveDatabaseCall(this.database, call);
     if (isStaticFileCall(call)) return serveStaticFileCall(this.staticFiles, call);
@@ -800,6 +820,7 @@ export class RunnablePool {
     if (job.settled) return;
     job.settled = true;
     if (job.onAbort) job.signal!.removeEventListener("abort", job.onAbort);
+    job.stream?.close();
     if ("error" in outcome) job.reject(outcome.error);
     else job.resolve(outcome.result);
   }
@@ -832,10 +853,12 @@ export class RunnablePool {
 }
 
 /** `reply`, or an error reply if it is more than a host call's reply can carry. */
-function fitReply(reply: Uint8Array): Uint8Array {
-  if (reply.length <= MAX_CALL_BYTES) return reply;
+function fitReply(reply: Reply): Reply {
+  let length = 0;
+  for (const part of reply instanceof Uint8Array ? [reply] : reply) length += part.length;
+  if (length <= MAX_CALL_BYTES) return reply;
   return errorReply(
-    `the answer of ${reply.length - 1} bytes is larger than a host call carries ` +
+    `the answer of ${length - 1} bytes is larger than a host call carries ` +
       `(${MAX_CALL_BYTES - 1} bytes)`,
   );
 }
