@@ -106,6 +106,14 @@ const COMMAND: CommandSpec = {
       description: "memory cap per runnable instance; growing past it fails the invocation",
     },
     {
+      name: "max-body",
+      type: "string",
+      default: "64",
+      env: "STRATOS_MAX_BODY",
+      valueName: "MIB",
+      description: "largest request body an invocation takes; a larger one fails with 413",
+    },
+    {
       name: "max-output",
       type: "string",
       default: "16",
@@ -291,6 +299,7 @@ await runService("sat", COMMAND, async (flags, log) => {
     digests: runnables
       ? await runnableDigests(resolve(base, pinnedDir!), [...runnables.keys()])
       : undefined,
+    maxBodyBytes: positiveInteger(flags["max-body"] as string, "max-body") * 1024 * 1024,
     runner: metrics.instrument(runnables ? wasmRunner(runnables) : delivery!.runner),
     delivery,
     log,

@@ -65,6 +65,8 @@ export async function startNetwork(
     runnables?: Record<string, string>;
     /** More environment for the proxy (e.g. the variables of `env(NAME)` values). */
     proxyEnv?: Record<string, string>;
+    /** More flags for the proxy. */
+    proxyArgs?: string[];
   } = {},
 ): Promise<Network> {
   const home = await Deno.makeTempDir({ prefix: "stratos-e2e-" });
@@ -110,6 +112,7 @@ export async function startNetwork(
     directive,
     "--timeout",
     "15000",
+    ...options.proxyArgs ?? [],
   ], { STRATOS_HOME: join(home, "proxy-home"), ...options.proxyEnv });
   const httpPort = Number((await proxy.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
   const fwd = (await proxy.line(/^(FWD_[0-9a-f]{16})$/))[1]!;

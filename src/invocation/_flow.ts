@@ -12,6 +12,11 @@ import { InvocationProtocolError } from "./invocation_codec.ts";
 
 /** Bytes of body a sender may have in flight per stream before the receiver grants more. */
 export const INITIAL_WINDOW: number = 1024 * 1024;
+/**
+ * Credit is granted in steps of at least this many bytes (one WINDOW message per step, not per
+ * chunk); less than the window, so a sender waiting for credit always gets it.
+ */
+const GRANT_STEP: number = INITIAL_WINDOW / 4;
 
 /** The sending side of a stream: how many bytes it may still send. */
 export class SendWindow {
@@ -62,6 +67,7 @@ export class ReceiveQueue {
   #ended = false;
   #failure: Error | undefined;
   #waiter: (() => void) | undefined;
+  #owed = 0;
 
   /** @param grant sends the sender a WINDOW for bytes the consumer took */
   constructor(grant: (bytes: number) => void) {
@@ -99,7 +105,11 @@ export class ReceiveQueue {
     }
     const chunk = this.#chunks.shift()!;
     this.#queued -= chunk.length;
-    if (!this.#ended) this.#grant(chunk.length);
+    this.#owed += chunk.length;
+    if (!this.#ended && this.#owed >= GRANT_STEP) {
+      this.#grant(this.#owed);
+      this.#owed = 0;
+    }
     return chunk;
   }
 

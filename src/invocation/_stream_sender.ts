@@ -9,6 +9,7 @@
 
 import type { SendWindow } from "./_flow.ts";
 import {
+  allocateBody,
   encodeBody,
   encodeWithBody,
   INVOKE,
@@ -49,15 +50,43 @@ export async function sendWithBody(
   const first = encodeWithBody(type, id, header, EMPTY)[0]!;
   first[1] = 0; // not the end: BODY messages follow
   await send(first);
-  const chunks = body instanceof Uint8Array ? [body] : body;
-  for await (const chunk of chunks) {
-    for (let at = 0; at < chunk.length;) {
+  // Chunks are handed over without waiting for each to be written (the channel keeps their
+  // order): the window alone bounds what is in flight, and the next chunk is read meanwhile.
+  // Messages are filled to their largest size across the source's chunks (64 KiB chunks would
+  // otherwise each take a full message and a tiny one).
+  let failure: unknown;
+  let last: Promise<void> = Promise.resolve();
+  const parts: Uint8Array[] = [];
+  let buffered = 0;
+  const flush = async (all: boolean) => {
+    while (buffered >= MAX_CHUNK_LEN || (all && buffered > 0)) {
+      if (failure !== undefined) throw failure;
       if (!wanted()) return;
-      const n = await window.reserve(Math.min(MAX_CHUNK_LEN, chunk.length - at));
+      const n = await window.reserve(Math.min(MAX_CHUNK_LEN, buffered));
       if (!wanted()) return;
-      await send(encodeBody(id, chunk.subarray(at, at + n), false));
-      at += n;
+      const [message, offset] = allocateBody(id, n, false);
+      for (let filled = 0; filled < n;) {
+        const part = parts[0]!;
+        const take = Math.min(part.length, n - filled);
+        message.set(part.subarray(0, take), offset + filled);
+        filled += take;
+        if (take === part.length) parts.shift();
+        else parts[0] = part.subarray(take);
+      }
+      buffered -= n;
+      last = send(message);
+      last.catch((error) => (failure ??= error));
     }
+  };
+  for await (const chunk of body instanceof Uint8Array ? [body] : body) {
+    if (chunk.length === 0) continue;
+    parts.push(chunk);
+    buffered += chunk.length;
+    await flush(false);
+    if (!wanted()) return;
   }
+  await flush(true);
+  await last;
+  if (failure !== undefined) throw failure;
   if (wanted()) await send(encodeBody(id, EMPTY, true));
 }

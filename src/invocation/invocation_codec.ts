@@ -206,6 +206,14 @@ export function encodeReady(generation: number, report: Record<string, unknown>)
   return out;
 }
 
+/**
+ * An empty BODY message of `length` bytes of chunk, to be filled from `offset` on (for a chunk
+ * gathered from several buffers without an extra copy).
+ */
+export function allocateBody(id: number, length: number, end: boolean): [Uint8Array, number] {
+  return frame(BODY, end, id, length);
+}
+
 /** BODY: a further chunk. */
 export function encodeBody(id: number, chunk: Uint8Array, end: boolean): Uint8Array {
   const [out, offset] = frame(BODY, end, id, chunk.length);

@@ -57,7 +57,7 @@ export interface ProxyHandlerOptions {
   readonly sats: SatRegistry;
   /** Largest request body; default 10 MiB. */
   readonly maxBodyBytes?: number;
-  /** Largest function output; default 64 MiB. */
+  /** Largest function output held whole (multi-step handlers); default 64 MiB. */
   readonly maxOutputBytes?: number;
   /** Time limit per function invocation; default 30 s. */
   readonly timeoutMs?: number;
@@ -353,7 +353,11 @@ function invoker(
           );
         }
         tried.add(sat);
-        const invokeOptions = { signal: controller.signal, maxOutputBytes: options.maxOutputBytes };
+        // A streamed output is never held whole here: the sat's own --max-output bounds it.
+        const invokeOptions = {
+          signal: controller.signal,
+          maxOutputBytes: stream ? Number.POSITIVE_INFINITY : options.maxOutputBytes,
+        };
         let outcome: StreamedOutcome;
         try {
           outcome = stream

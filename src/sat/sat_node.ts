@@ -41,6 +41,8 @@ export interface SatNodeOptions {
   readonly log: Logger;
   /** Longest wait for running invocations when closing; default 10 s. */
   readonly drainMs?: number;
+  /** Largest request body it takes; larger ones get 413. Default 64 MiB. */
+  readonly maxBodyBytes?: number;
   /** Called once per established channel (for tests and the demo). */
   readonly onConnected?: (proxy: string) => void;
 }
@@ -136,6 +138,7 @@ export class SatNode {
           {
             stop: this.#drain.signal,
             drainMs: this.#options.drainMs,
+            maxBodyBytes: this.#options.maxBodyBytes,
             ...(delivery
               ? {
                 delivery,

@@ -7,6 +7,8 @@
 import { bodyBytes, type InvocationRunner } from "../invocation/mod.ts";
 import type { Runnable } from "../wasm/mod.ts";
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * An InvocationRunner over loaded runnables: the request body is the input, the request's
  * method, URL, headers and params are readable through the runnable ABI.
@@ -17,17 +19,23 @@ import type { Runnable } from "../wasm/mod.ts";
  * ```
  */
 export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): InvocationRunner {
-  return async (header, streamed) => {
-    const body = await bodyBytes(streamed);
+  return async (header, received, signal) => {
     const runnable = runnables.get(header.fn);
     if (!runnable) {
       return { ok: false, code: 404, message: `this sat has no runnable named "${header.fn}"` };
     }
-    const result = await runnable.run(body, {
+    // A body of known size streams straight into the instance's memory (held once); one of
+    // unknown size is read first.
+    const input = received instanceof Uint8Array
+      ? received
+      : received.size === undefined
+      ? await bodyBytes(received)
+      : { size: received.size, chunks: received.chunks };
+    const result = await runnable.run(input, {
       method: header.method,
       url: header.url,
       id: header.requestId,
-      body,
+      body: input instanceof Uint8Array ? input : EMPTY,
       headers: header.headers,
       params: header.params,
       state: Object.fromEntries(
@@ -35,7 +43,7 @@ export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): Invocation
           [key, value],
         ) => [key, Uint8Array.fromBase64(value)]),
       ),
-    });
+    }, { signal });
     if (!result.ok) return { ok: false, code: result.code, message: result.message };
     return result.headers
       ? { ok: true, output: result.output, headers: result.headers }

@@ -1,0 +1,89 @@
+// deno-lint-ignore-file no-console -- a benchmark report: printing is its job.
+/**
+ * `deno task bench:stream [MIB]`: throughput of one large body (default 100 MiB) through the
+ * whole path (client → proxy → relay → sat → Wasm), beside a plain `Deno.serve` that reads the
+ * same body in the same run: upload alone (the runnable answers 16 bytes) and echo (the body
+ * back). Goal: >= 250 MB/s through the full path.
+ *
+ * @module
+ */
+
+import { startNetwork, startSat, stopNetwork } from "../tests/_network.ts";
+
+const MiB = 1024 * 1024;
+const SIZE = Number(Deno.args[0] ?? 100) * MiB;
+const RUNS = 3;
+
+const DIRECTIVE = `identifier: com.example.stream
+appVersion: v0.1.0
+atmoVersion: v0.4.0
+handlers:
+  - type: request
+    resource: /tail
+    method: POST
+    steps:
+      - fn: tail16
+  - type: request
+    resource: /echo
+    method: POST
+    steps:
+      - fn: echo
+`;
+
+const data = new Uint8Array(SIZE);
+for (let i = 0; i < SIZE; i += 4096) data[i] = i & 0xff;
+
+/** Best of RUNS, in MB/s (10^6 bytes), counting the bytes that crossed once or twice. */
+async function measure(url: string, bytesMoved: number): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < RUNS; i++) {
+    const started = performance.now();
+    const response = await fetch(url, { method: "POST", body: data });
+    const reader = response.body!.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) { /* drain */ }
+    if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
+    best = Math.min(best, performance.now() - started);
+  }
+  return bytesMoved / 1e6 / (best / 1000);
+}
+
+const plain = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+  const reader = req.body!.getReader();
+  let n = 0;
+  for (let r = await reader.read(); !r.done; r = await reader.read()) n += r.value.length;
+  return new Response(String(n));
+});
+const net = await startNetwork({
+  directive: DIRECTIVE,
+  runnables: { tail16: "tests/wasm/tail16.wasm", echo: "tests/wasm/echo.wasm" },
+  proxyArgs: ["--max-body", String(2 * SIZE), "--log-level", "warn"],
+});
+try {
+  startSat(
+    net,
+    `${net.satCommand} --workers 1 --max-body ${Math.ceil((SIZE * 2) / MiB)} ` +
+      `--memory-limit ${Math.ceil((SIZE * 3) / MiB)} --max-output ${Math.ceil((SIZE * 2) / MiB)} ` +
+      "--time-limit 120000 --log-level warn",
+    { runnables: false },
+  );
+  for (let i = 0; i < 400; i++) {
+    const r = await fetch(`http://127.0.0.1:${net.httpPort}/tail`, { method: "POST", body: "x" });
+    if ((await r.text()) === "x") break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const base = await measure(`http://127.0.0.1:${plain.addr.port}/`, SIZE);
+  const upload = await measure(`http://127.0.0.1:${net.httpPort}/tail`, SIZE);
+  const echo = await measure(`http://127.0.0.1:${net.httpPort}/echo`, 2 * SIZE);
+  console.log(`one ${SIZE / MiB} MiB body, best of ${RUNS} (2-core machine, all on loopback)`);
+  console.log(`plain Deno.serve reading it (baseline):  ${base.toFixed(0).padStart(6)} MB/s`);
+  console.log(
+    `Stratos upload, proxy → relay → sat → Wasm: ${upload.toFixed(0).padStart(6)} MB/s ` +
+      `(${(upload / base * 100).toFixed(0)}% of the baseline; goal >= 250 MB/s)`,
+  );
+  console.log(
+    `Stratos echo, both ways (bytes moved):    ${echo.toFixed(0).padStart(6)} MB/s`,
+  );
+} finally {
+  await stopNetwork(net);
+  await plain.shutdown();
+}
