@@ -399,6 +399,22 @@ Deno.test("proxy and sat serve /metrics, /health and /ready", async () => {
       /stratos_http_request_duration_seconds_bucket\{route="\/hello",le="\+Inf"\} \d+/,
     );
 
+    const relayOps = Service.start(
+      "relay",
+      ["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+      {
+        STRATOS_HOME: join(net.home, "relay2-home"),
+      },
+    );
+    net.services.push(relayOps);
+    const relayMetricsPort = Number(
+      (await relayOps.line(/^metrics listening on 127\.0\.0\.1:(\d+)$/))[1],
+    );
+    const relayPage = (await get(relayMetricsPort, "/metrics")).text;
+    assert.equal(count(relayPage, "stratos_relay_connections"), 0);
+    assert.match(relayPage, /^stratos_relay_refused_connections_total\{limit="per_ip"\} 0$/m);
+    assert.equal((await get(relayMetricsPort, "/health")).status, 200);
+
     const satPage = (await get(satPort, "/metrics")).text;
     assert.ok(
       count(satPage, 'stratos_sat_invocations_total{fn="helloworld-rs",outcome="ok"}') >= 4,

@@ -844,3 +844,43 @@ Deno.test("decodeRelayMessage rejects unknown types and out-of-range fields", ()
     RangeError,
   );
 });
+
+Deno.test("connections from one IP address beyond its limit are refused and counted", async () => {
+  const test = await TestRelay.start({ maxConnectionsPerIp: 2 });
+  try {
+    const a = await RawNode.connect(test.port);
+    const b = await RawNode.connect(test.port);
+    assert.equal((await a.next())?.type, "challenge");
+    assert.equal((await b.next())?.type, "challenge");
+    const c = await RawNode.connect(test.port);
+    assert.deepEqual(await c.untilClosed(), [], "the third connection gets nothing");
+    assert.deepEqual(test.relay.stats().refused, { connections: 0, perIp: 1 });
+    assert.equal(test.relay.stats().connections, 2);
+    assert.ok(test.logs.some((l) => l.includes("its address is at its connection limit")));
+    // A slot freed is a slot again.
+    a.close();
+    for (let i = 0; i < 100 && test.relay.stats().connections > 1; i++) await delay(10);
+    const d = await RawNode.connect(test.port);
+    assert.equal((await d.next())?.type, "challenge");
+    for (const node of [b, c, d]) node.close();
+  } finally {
+    await test.stop();
+  }
+});
+
+Deno.test("the relay counts the DATA bytes it forwards", async () => {
+  const test = await TestRelay.start();
+  const proxy = await test.connect();
+  const sat = await test.connect();
+  try {
+    const listener = await proxy.listen(Identity.generate());
+    const [near, far] = await openLink(sat, listener);
+    const before = test.relay.stats().bytesForwarded;
+    await near.send(new Uint8Array(1000));
+    assert.equal((await far.receive())?.length, 1000);
+    assert.ok(test.relay.stats().bytesForwarded - before >= 1000);
+  } finally {
+    await closeAll(proxy, sat);
+    await test.stop();
+  }
+});

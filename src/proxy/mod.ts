@@ -17,6 +17,7 @@ export {
 export {
   ADDRESS_FILE_NAME,
   DEFAULT_RELAY,
+  MAX_PENDING_HANDSHAKES,
   ProxyNode,
   type ProxyNodeOptions,
 } from "./proxy_node.ts";

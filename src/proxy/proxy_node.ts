@@ -28,6 +28,9 @@ import type { Deployment } from "./deployment.ts";
 
 /** Where the proxy remembers its forwarding address, inside its state folder. */
 export const ADDRESS_FILE_NAME = "proxy.json";
+/** Handshakes with sats in progress at once; more links are closed at once. */
+export const MAX_PENDING_HANDSHAKES = 64;
+
 /** The relay address a sat uses when it is given no --relay. */
 export const DEFAULT_RELAY = "127.0.0.1:4000";
 
@@ -338,6 +341,15 @@ export class ProxyNode {
     const { log, identity, trust } = this.#options;
     if (this.#stop.signal.aborted) {
       link.close(); // stopping: no new sat
+      return;
+    }
+    if (this.#pendingHandshakes.size >= MAX_PENDING_HANDSHAKES) {
+      // A flood of half-done handshakes costs this link only, not the sats being served.
+      this.#metrics.handshakes.inc({ result: "refused", reason: "busy" });
+      log.warn("refused a link: too many handshakes in progress", {
+        limit: MAX_PENDING_HANDSHAKES,
+      });
+      link.close();
       return;
     }
     this.#pendingHandshakes.add(link);

@@ -16,3 +16,4 @@ export {
   type RelayStats,
 } from "./relay_server.ts";
 export { REGISTRATIONS_FILE_NAME } from "./_registrations.ts";
+export { relayMetrics } from "./relay_metrics.ts";

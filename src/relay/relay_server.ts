@@ -59,6 +59,8 @@ export interface RelayLimits {
   readonly maxFrameLen: number;
   /** Connections served at once; more are closed on accept. */
   readonly maxConnections: number;
+  /** Connections from one IP address at once; more from it are closed on accept. */
+  readonly maxConnectionsPerIp: number;
   /** Links open at once on one connection (as opener and listener together). */
   readonly maxLinksPerConnection: number;
   /**
@@ -79,8 +81,9 @@ export interface RelayLimits {
 /** The limits used when {@link RelayServerOptions.limits} leaves a field out. */
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxFrameLen: MAX_RELAY_MESSAGE_LEN,
-  maxConnections: 1024,
-  maxLinksPerConnection: 256,
+  maxConnections: 16_384,
+  maxConnectionsPerIp: 1024,
+  maxLinksPerConnection: 4096,
   linkWindow: DEFAULT_LINK_WINDOW,
   maxQueuedBytes: 32 * 1024 * 1024,
   heartbeatIntervalMs: 15_000,
@@ -116,6 +119,10 @@ export interface RelayStats {
   readonly registrations: number;
   /** Bytes queued to be written to nodes, over all connections. */
   readonly queuedBytes: number;
+  /** DATA bytes forwarded since the start (frame bodies, link headers included). */
+  readonly bytesForwarded: number;
+  /** Connections refused on accept since the start, by reason. */
+  readonly refused: Readonly<Record<"connections" | "perIp", number>>;
 }
 
 /** A node broke the protocol in a way the codec cannot see (credit, link ids, direction). */
@@ -187,6 +194,10 @@ export class RelayServer {
   #closing: Promise<void> | undefined;
   #nextPeerId = 1;
   #linkCount = 0;
+  /** Open connections per remote IP address. */
+  readonly #perIp = new Map<string, number>();
+  #bytesForwarded = 0;
+  readonly #refused = { connections: 0, perIp: 0 };
 
   private constructor(
     listener: Deno.TcpListener,
@@ -268,6 +279,8 @@ export class RelayServer {
       listeners,
       registrations: this.#store.size,
       queuedBytes,
+      bytesForwarded: this.#bytesForwarded,
+      refused: { ...this.#refused },
     };
   }
 
@@ -324,6 +337,7 @@ export class RelayServer {
         return;
       }
       if (this.#peers.size >= this.#limits.maxConnections) {
+        this.#refused.connections++;
         this.#log("warn", "refused a connection: the relay is at its connection limit", {
           remote: `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`,
           maxConnections: this.#limits.maxConnections,
@@ -331,6 +345,18 @@ export class RelayServer {
         closeQuietly(conn);
         continue;
       }
+      const ip = conn.remoteAddr.hostname;
+      const fromIp = this.#perIp.get(ip) ?? 0;
+      if (fromIp >= this.#limits.maxConnectionsPerIp) {
+        this.#refused.perIp++;
+        this.#log("warn", "refused a connection: its address is at its connection limit", {
+          remote: `${ip}:${conn.remoteAddr.port}`,
+          maxConnectionsPerIp: this.#limits.maxConnectionsPerIp,
+        });
+        closeQuietly(conn);
+        continue;
+      }
+      this.#perIp.set(ip, fromIp + 1);
       this.#startPeer(conn);
     }
   }
@@ -417,6 +443,7 @@ export class RelayServer {
         );
       }
       end.credit -= size;
+      this.#bytesForwarded += body.length;
       const other = end.other;
       writeU32(body, 1, other.id);
       this.#sendBody(other.peer, body);
@@ -641,6 +668,10 @@ export class RelayServer {
       this.#log(level, message, { ...this.#fields(peer), ...fields });
     }
     this.#peers.delete(peer);
+    const ip = peer.conn.remoteAddr.hostname;
+    const fromIp = (this.#perIp.get(ip) ?? 1) - 1;
+    if (fromIp > 0) this.#perIp.set(ip, fromIp);
+    else this.#perIp.delete(ip);
     if (peer.address !== undefined && this.#holders.get(peer.address) === peer) {
       this.#holders.delete(peer.address);
     }
@@ -698,6 +729,7 @@ function closeQuietly(conn: Deno.Conn): void {
 const LIMIT_RANGES: Readonly<Record<keyof RelayLimits, readonly [number, number]>> = {
   maxFrameLen: [MIN_RELAY_FRAME_LEN, MAX_RELAY_MESSAGE_LEN],
   maxConnections: [1, 1_000_000],
+  maxConnectionsPerIp: [1, 1_000_000],
   maxLinksPerConnection: [1, 0x7fff_ffff],
   linkWindow: [INITIAL_LINK_CREDIT, MAX_LINK_WINDOW],
   maxQueuedBytes: [2 * (MAX_RELAY_MESSAGE_LEN + 4), Number.MAX_SAFE_INTEGER],
