@@ -25,7 +25,18 @@ async function rssKiB(pid: number): Promise<number> {
 }
 
 const relay = new Deno.Command(Deno.execPath(), {
-  args: ["run", ...args, "--listen", "127.0.0.1:0", "--log-level", "warn"],
+  args: [
+    "run",
+    ...args,
+    "--listen",
+    "127.0.0.1:0",
+    "--log-level",
+    "warn",
+    "--max-links",
+    String(N + 16),
+    "--max-connections-per-ip",
+    String(N + 16),
+  ],
   cwd: new URL("..", import.meta.url).pathname,
   env: { STRATOS_HOME: home, NO_COLOR: "1" },
   stdout: "piped",

@@ -50,6 +50,11 @@ export const DEFAULT_RELAY_PORT = 4000;
 export const MIN_RELAY_FRAME_LEN = 1024;
 
 const READ_CHUNK_LEN = 64 * 1024;
+/**
+ * Read buffer of a quiet connection: an idle sat costs this, not READ_CHUNK_LEN. A read that
+ * fills it switches the connection to READ_CHUNK_LEN; eight short reads in a row switch back.
+ */
+const SMALL_READ_LEN = 2 * 1024;
 const ADDRESS_RANDOM_BYTES = 8;
 const ACCEPT_RETRY_MS = 100;
 
@@ -381,7 +386,8 @@ export class RelayServer {
   }
 
   async #serve(peer: Peer): Promise<void> {
-    const buffer = new Uint8Array(READ_CHUNK_LEN);
+    let buffer = new Uint8Array(SMALL_READ_LEN);
+    let shortReads = 0;
     try {
       peer.writer.writeFrame(encodeRelayFrame({ type: "challenge", challenge: peer.challenge }));
       for (;;) {
@@ -399,6 +405,11 @@ export class RelayServer {
         if (peer.closed) return;
         peer.lastReceived = this.#clock();
         peer.decoder.push(buffer.subarray(0, n));
+        if (n === buffer.length && buffer.length < READ_CHUNK_LEN) {
+          buffer = new Uint8Array(READ_CHUNK_LEN);
+        } else if (buffer.length > SMALL_READ_LEN && n < SMALL_READ_LEN) {
+          if (++shortReads >= 8) [buffer, shortReads] = [new Uint8Array(SMALL_READ_LEN), 0];
+        } else shortReads = 0;
         for (
           let view = peer.decoder.nextView();
           view !== undefined;
