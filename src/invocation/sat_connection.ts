@@ -100,6 +100,8 @@ export interface SatConnectionOptions {
 }
 
 const DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024;
+/** Ends the body stream of an invocation the sat has answered (one instance: no stack each). */
+const ANSWERED = new Error("the sat answered");
 
 interface Pending {
   readonly resolve: (outcome: StreamedOutcome) => void;
@@ -428,7 +430,7 @@ export class SatConnection {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
-    pending.window.fail(error ?? new Error("the sat answered")); // stop sending the body
+    pending.window.fail(error ?? ANSWERED); // stop sending the body
     if (error) pending.reject(error);
     else pending.resolve(outcome!);
   }

@@ -70,15 +70,22 @@ abstract class Metric {
 
   abstract get type(): string;
 
+  /** The series key of `labels` (on every observation: no array, no join). */
+  #key(labels: Labels): string {
+    let key = "";
+    for (const name of this.labelNames) key += (labels[name] ?? "") + "\u0000";
+    return key;
+  }
+
   /** The series for `labels`, made with `initial` the first time. */
   protected entry<T>(labels: Labels, initial: () => T): { labels: string; value: T } {
-    let key = this.labelNames.map((name) => labels[name] ?? "").join("\u0000");
+    let key = this.#key(labels);
     let found = this.series.get(key);
     if (!found) {
       let values = labels;
       if (this.series.size >= MAX_SERIES) {
         values = Object.fromEntries(this.labelNames.map((name) => [name, "other"]));
-        key = this.labelNames.map(() => "other").join("\u0000");
+        key = this.labelNames.map(() => "other\u0000").join("");
         found = this.series.get(key);
       }
       if (!found) {
@@ -120,7 +127,8 @@ export class Counter extends Metric {
 
   /** The current value of the series of `labels` (0 if never counted). */
   get(labels: Labels = {}): number {
-    const key = this.labelNames.map((name) => labels[name] ?? "").join("\u0000");
+    let key = "";
+    for (const name of this.labelNames) key += (labels[name] ?? "") + "\u0000";
     return (this.series.get(key)?.value as { n: number } | undefined)?.n ?? 0;
   }
 

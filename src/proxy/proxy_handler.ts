@@ -30,6 +30,7 @@ import {
 import { concatBytes } from "../wire/mod.ts";
 import type { SatRegistry } from "./sat_registry.ts";
 import { fnKey } from "./runnable_locator.ts";
+import { Deadlines } from "./_deadlines.ts";
 import type { ProxyMetrics } from "./proxy_metrics.ts";
 
 /** What a route resolves to. */
@@ -327,14 +328,11 @@ function invoker(
   options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes">,
 ): AnyInvoker {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const deadlines = new Deadlines(timeoutMs);
   return async (fn, header, body, clientSignal, stream) => {
     const controller = new AbortController();
-    const timer = setTimeout(
-      () =>
-        controller.abort(
-          new InvocationFailure(504, `"${fn}" did not answer within ${timeoutMs} ms`),
-        ),
-      timeoutMs,
+    const timer = deadlines.add(() =>
+      controller.abort(new InvocationFailure(504, `"${fn}" did not answer within ${timeoutMs} ms`))
     );
     const onClientGone = () => controller.abort(new InvocationFailure(499, "the client went away"));
     clientSignal?.addEventListener("abort", onClientGone, { once: true });
@@ -379,7 +377,7 @@ function invoker(
       if (error instanceof OutputTooLargeError) throw new InvocationFailure(502, error.message);
       throw error;
     } finally {
-      clearTimeout(timer);
+      timer.clear();
       clientSignal?.removeEventListener("abort", onClientGone);
     }
   };

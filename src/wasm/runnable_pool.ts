@@ -21,6 +21,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { INTERRUPTED } from "./_instrument.ts";
 import { MAX_LOG_BYTES, MAX_LOG_RECORDS } from "./_host.ts";
 import { clock, MAX_BATCH, MAX_CALL_BYTES, PoolChannel } from "./_job_channel.ts";
@@ -342,10 +343,11 @@ export class RunnablePool {
         signal.addEventListener("abort", job.onAbort, { once: true });
       }
       this.#queue.push(job);
-      // Jobs submitted in the same turn go out together, in as few batches as workers.
+      // Jobs submitted in the same turn of the event loop (e.g. the INVOKEs of one channel
+      // frame) go out together, in as few batches as workers: one wakeup each, not one per job.
       if (!this.#pumpSoon) {
         this.#pumpSoon = true;
-        queueMicrotask(() => {
+        setImmediate(() => {
           this.#pumpSoon = false;
           this.#pump();
         });

@@ -1,0 +1,78 @@
+/**
+ * Deadlines that all last the same time (the proxy's invocation time limit), kept in arrival
+ * order under one timer, instead of a timer per invocation (a Node-style timer costs a few
+ * microseconds to arm and clear, on every request). Entries done before their deadline are
+ * dropped from the front as soon as they reach it, so the queue holds about what is in flight.
+ *
+ * @module
+ */
+
+interface Entry {
+  readonly at: number;
+  fire: (() => void) | undefined;
+}
+
+/** A handle to cancel one deadline. */
+export interface Deadline {
+  /** The deadline no longer matters (what it guarded has ended). */
+  clear(): void;
+}
+
+/** Deadlines of `ms` each, in arrival order. */
+export class Deadlines {
+  readonly #ms: number;
+  #entries: Entry[] = [];
+  #head = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** @param ms how long every deadline lasts */
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  /** Calls `fire` in `ms` unless cleared first. */
+  add(fire: () => void): Deadline {
+    const entry: Entry = { at: performance.now() + this.#ms, fire };
+    this.#entries.push(entry);
+    if (this.#timer === undefined) this.#arm();
+    return {
+      clear: () => {
+        entry.fire = undefined;
+        this.#trim();
+      },
+    };
+  }
+
+  /** Drops finished entries from the front; stops the timer when none is left. */
+  #trim(): void {
+    while (this.#head < this.#entries.length && !this.#entries[this.#head]!.fire) this.#head++;
+    if (this.#head === this.#entries.length) {
+      this.#entries = [];
+      this.#head = 0;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #arm(): void {
+    const first = this.#entries[this.#head];
+    if (!first) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const now = performance.now();
+      while (this.#head < this.#entries.length) {
+        const entry = this.#entries[this.#head]!;
+        if (entry.fire && entry.at > now) break;
+        this.#head++;
+        const fire = entry.fire;
+        entry.fire = undefined;
+        fire?.();
+      }
+      this.#trim();
+      if (this.#timer === undefined && this.#head < this.#entries.length) this.#arm();
+    }, Math.max(0, first.at - performance.now()));
+  }
+}
