@@ -8,27 +8,17 @@
  * @module
  */
 
-import { startNetwork, startSat, stopNetwork } from "../tests/_network.ts";
+import {
+  startNetwork,
+  startSat,
+  stopNetwork,
+  STREAM_DIRECTIVE,
+  STREAM_RUNNABLES,
+} from "../tests/_network.ts";
 
 const MiB = 1024 * 1024;
 const SIZE = Number(Deno.args[0] ?? 100) * MiB;
 const RUNS = 3;
-
-const DIRECTIVE = `identifier: com.example.stream
-appVersion: v0.1.0
-atmoVersion: v0.4.0
-handlers:
-  - type: request
-    resource: /tail
-    method: POST
-    steps:
-      - fn: tail16
-  - type: request
-    resource: /echo
-    method: POST
-    steps:
-      - fn: echo
-`;
 
 const data = new Uint8Array(SIZE);
 for (let i = 0; i < SIZE; i += 4096) data[i] = i & 0xff;
@@ -54,8 +44,8 @@ const plain = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} },
   return new Response(String(n));
 });
 const net = await startNetwork({
-  directive: DIRECTIVE,
-  runnables: { tail16: "tests/wasm/tail16.wasm", echo: "tests/wasm/echo.wasm" },
+  directive: STREAM_DIRECTIVE,
+  runnables: STREAM_RUNNABLES,
   proxyArgs: ["--max-body", String(2 * SIZE), "--log-level", "warn"],
 });
 try {

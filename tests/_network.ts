@@ -10,6 +10,29 @@ import { ROOT, Service } from "./_services.ts";
 import { TcpTap } from "./_tcp_tap.ts";
 import { DisruptiveTap } from "./_disruptive_tap.ts";
 
+/** A Directive for large bodies: /tail answers the last 16 bytes, /echo the whole body. */
+export const STREAM_DIRECTIVE = `identifier: com.example.stream
+appVersion: v0.1.0
+atmoVersion: v0.4.0
+handlers:
+  - type: request
+    resource: /tail
+    method: POST
+    steps:
+      - fn: tail16
+  - type: request
+    resource: /echo
+    method: POST
+    steps:
+      - fn: echo
+`;
+
+/** The runnables of {@linkcode STREAM_DIRECTIVE}. */
+export const STREAM_RUNNABLES: Record<string, string> = {
+  tail16: "tests/wasm/tail16.wasm",
+  echo: "tests/wasm/echo.wasm",
+};
+
 /** A pass-through between a node and the relay. */
 export type Tap = TcpTap | DisruptiveTap;
 

@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import {
   type DeployManifest,
   DeploymentError,
@@ -16,7 +15,7 @@ import {
 import { encodeWithBody } from "../src/invocation/invocation_codec.ts";
 import { BLOB } from "../src/invocation/invocation_codec.ts";
 import { DeployedRunnables } from "../src/sat/mod.ts";
-import { memoryTransportPair } from "../src/wire/mod.ts";
+import { channelPair } from "./_channels.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const HELLO_RS = await Deno.readFile(join(ROOT, "runnables/helloworld-rs/helloworld-rs.wasm"));
@@ -42,19 +41,7 @@ async function files(...contents: Uint8Array[]): Promise<Map<string, Uint8Array>
 
 /** A sat taking deliveries into `cacheDir`, attached to a proxy-side SatConnection. */
 async function attach(cacheDir: string) {
-  const satId = Identity.generate();
-  const proxyId = Identity.generate();
-  const [a, b] = memoryTransportPair();
-  const [satChannel, proxyChannel] = await Promise.all([
-    SecureChannel.initiate(a, {
-      identity: satId,
-      trust: await TrustPolicy.open({ allow: [proxyId.identifier] }),
-    }),
-    SecureChannel.respond(b, {
-      identity: proxyId,
-      trust: await TrustPolicy.open({ allow: [satId.identifier] }),
-    }),
-  ]);
+  const [satChannel, proxyChannel] = await channelPair();
   const deployed = await DeployedRunnables.open({
     cacheDir,
     runnable: { concurrency: 1, timeoutMs: 5000 },

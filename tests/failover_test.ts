@@ -3,7 +3,6 @@
  * did not run, and no silent repeat of one that may have.
  */
 import assert from "node:assert/strict";
-import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import {
   bodyBytes,
   type InvocationRunner,
@@ -15,7 +14,7 @@ import {
 } from "../src/invocation/mod.ts";
 import { encodeHello } from "../src/invocation/invocation_codec.ts";
 import { createInvoker, InvocationFailure, SatRegistry } from "../src/proxy/mod.ts";
-import { memoryTransportPair } from "../src/wire/mod.ts";
+import { channelPair } from "./_channels.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -28,28 +27,12 @@ const header: InvokeHeader = {
   params: {},
 };
 
-async function channels(): Promise<[SecureChannel, SecureChannel]> {
-  const sat = Identity.generate();
-  const proxy = Identity.generate();
-  const [a, b] = memoryTransportPair();
-  return await Promise.all([
-    SecureChannel.initiate(a, {
-      identity: sat,
-      trust: await TrustPolicy.open({ allow: [proxy.identifier] }),
-    }),
-    SecureChannel.respond(b, {
-      identity: proxy,
-      trust: await TrustPolicy.open({ allow: [sat.identifier] }),
-    }),
-  ]);
-}
-
 /** A real sat serving `runner` behind a real channel. */
 async function sat(
   runner: InvocationRunner,
   options: ServeInvocationsOptions & SatConnectionOptions = {},
 ) {
-  const [satChannel, proxyChannel] = await channels();
+  const [satChannel, proxyChannel] = await channelPair();
   const served = serveInvocations(satChannel, ["hello"], runner, options);
   const connection = await SatConnection.accept(proxyChannel, options);
   return {
@@ -77,7 +60,7 @@ const answer = (name: string): InvocationRunner => async (_h, body) => ({
 });
 
 Deno.test("a sat that stops answering is not picked within a second, and later closed", async () => {
-  const [satChannel, proxyChannel] = await channels();
+  const [satChannel, proxyChannel] = await channelPair();
   // A sat that says HELLO and then never reads again (hung, or its link is black-holed).
   await satChannel.send(encodeHello(["hello"]));
   const connection = await SatConnection.accept(proxyChannel, {

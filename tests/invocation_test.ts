@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import {
   bodyBytes,
   decodeInvocationMessage,
@@ -20,7 +19,7 @@ import {
   INVOKE,
   RESULT,
 } from "../src/invocation/invocation_codec.ts";
-import { memoryTransportPair } from "../src/wire/mod.ts";
+import { channelPair } from "./_channels.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -29,29 +28,13 @@ function header(fn: string, extra: Partial<InvokeHeader> = {}): InvokeHeader {
   return { fn, method: "POST", url: "/x", requestId: "r1", headers: {}, params: {}, ...extra };
 }
 
-async function channels(): Promise<[SecureChannel, SecureChannel]> {
-  const sat = Identity.generate();
-  const proxy = Identity.generate();
-  const [a, b] = memoryTransportPair();
-  return await Promise.all([
-    SecureChannel.initiate(a, {
-      identity: sat,
-      trust: await TrustPolicy.open({ allow: [proxy.identifier] }),
-    }),
-    SecureChannel.respond(b, {
-      identity: proxy,
-      trust: await TrustPolicy.open({ allow: [sat.identifier] }),
-    }),
-  ]);
-}
-
 async function setUp(
   run: (h: InvokeHeader, body: Uint8Array, signal: AbortSignal) => Promise<RunOutcome>,
 ) {
   // The runners here read whole bodies; a streamed one is read first.
   const runner = async (h: InvokeHeader, body: InvocationBody, signal: AbortSignal) =>
     run(h, await bodyBytes(body), signal);
-  const [satChannel, proxyChannel] = await channels();
+  const [satChannel, proxyChannel] = await channelPair();
   const served = serveInvocations(satChannel, ["echo", "hello"], runner);
   const sat = await SatConnection.accept(proxyChannel);
   return { sat, served, satChannel };

@@ -5,7 +5,14 @@
  * would. Figures (peak memory growth per process) are part of the assertion messages.
  */
 import assert from "node:assert/strict";
-import { type Network, startNetwork, startSat, stopNetwork } from "./_network.ts";
+import {
+  type Network,
+  startNetwork,
+  startSat,
+  stopNetwork,
+  STREAM_DIRECTIVE,
+  STREAM_RUNNABLES,
+} from "./_network.ts";
 import type { Service } from "./_services.ts";
 
 const MiB = 1024 * 1024;
@@ -19,22 +26,6 @@ const SIZE = 200 * MiB;
  * not yet collected (V8 collects ArrayBuffers by external-memory pressure, some tens of MiB).
  */
 const SLACK_MIB = 96;
-
-const DIRECTIVE = `identifier: com.example.stream
-appVersion: v0.1.0
-atmoVersion: v0.4.0
-handlers:
-  - type: request
-    resource: /tail
-    method: POST
-    steps:
-      - fn: tail16
-  - type: request
-    resource: /echo
-    method: POST
-    steps:
-      - fn: echo
-`;
 
 /** A body whose byte i is (i * 31 + i / 4096) & 0xff: no run repeats. */
 function body(size: number): Uint8Array<ArrayBuffer> {
@@ -51,8 +42,8 @@ async function peaks(services: [string, Service][]) {
 
 async function streamingNetwork(): Promise<[Network, Service]> {
   const net = await startNetwork({
-    directive: DIRECTIVE,
-    runnables: { tail16: "tests/wasm/tail16.wasm", echo: "tests/wasm/echo.wasm" },
+    directive: STREAM_DIRECTIVE,
+    runnables: STREAM_RUNNABLES,
     proxyArgs: ["--max-body", String(2 * SIZE)],
   });
   const sat = startSat(

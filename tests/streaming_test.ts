@@ -4,7 +4,6 @@
  * cancels its invocation.
  */
 import assert from "node:assert/strict";
-import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import {
   BodyError,
   INITIAL_WINDOW,
@@ -13,7 +12,7 @@ import {
   SatConnection,
   serveInvocations,
 } from "../src/invocation/mod.ts";
-import { memoryTransportPair } from "../src/wire/mod.ts";
+import { channelPair } from "./_channels.ts";
 
 const MiB = 1024 * 1024;
 
@@ -39,19 +38,7 @@ async function* chunksOf(total: number, chunk: number): AsyncGenerator<Uint8Arra
 }
 
 async function attach(runner: InvocationRunner, maxBodyBytes = 64 * MiB) {
-  const satId = Identity.generate();
-  const proxyId = Identity.generate();
-  const [a, b] = memoryTransportPair();
-  const [satChannel, proxyChannel] = await Promise.all([
-    SecureChannel.initiate(a, {
-      identity: satId,
-      trust: await TrustPolicy.open({ allow: [proxyId.identifier] }),
-    }),
-    SecureChannel.respond(b, {
-      identity: proxyId,
-      trust: await TrustPolicy.open({ allow: [satId.identifier] }),
-    }),
-  ]);
+  const [satChannel, proxyChannel] = await channelPair();
   const served = serveInvocations(satChannel, ["count", "big", "small"], runner, {
     maxBodyBytes,
   });
