@@ -7,7 +7,9 @@
 #   bash runnables/build.sh --check   rebuild into a temporary folder and exit 1, naming the
 #                                     files, if any committed .wasm differs from a fresh build
 #
-# The bytes are reproducible: source paths are remapped (so the clone's location does not show),
+# The bytes are reproducible: the Rust crates are built from a copy at one fixed path (Cargo
+# hashes a path dependency's location into its symbols, which moves code around), source paths
+# are remapped (so the clone's location does not show),
 # the toolchain is Debian's (rustc 1.63 with libstd-rust-dev-wasm32, binaryen's wasm-opt, wabt's
 # wat2wasm; see shared/TOOLCHAIN.md) and nothing else varies. A different toolchain version may
 # give different bytes: --check prints the versions it used.
@@ -43,13 +45,23 @@ for tool in "$RUSTC" "$CARGO" "$WASM_OPT"; do
   fi
 done
 export RUSTC
+# The crates build from a copy at a fixed path, whatever the clone's: the SDK is a path
+# dependency, and Cargo hashes its absolute path into symbol names, which changes the bytes.
+build_root=/tmp/stratos-runnables-build
+rm -rf "$build_root"
+mkdir -p "$build_root"
+for crate in "$runnables"/*/; do
+  [ -e "$crate/Cargo.toml" ] || continue
+  mkdir -p "$build_root/$(basename "$crate")"
+  (cd "$crate" && tar --exclude=./target -cf - .) | tar -xf - -C "$build_root/$(basename "$crate")"
+done
 # Only these flags reach rustc: a user's RUSTFLAGS would change the bytes.
 unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS
-export RUSTFLAGS="--remap-path-prefix=$runnables=. --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+export RUSTFLAGS="--remap-path-prefix=$build_root=. --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
 export SOURCE_DATE_EPOCH=0
 
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "$build_root"' EXIT
 
 differ=()
 built=0
@@ -72,7 +84,7 @@ for manifest in "$runnables"/*/Cargo.toml; do
   fi
 
   echo "== $name"
-  (cd "$crate_dir" && CARGO_TARGET_DIR="$target_dir" "$CARGO" build --release \
+  (cd "$build_root/$name" && CARGO_TARGET_DIR="$target_dir" "$CARGO" build --release \
     --target wasm32-unknown-unknown --offline --quiet "${locked[@]}")
   fresh="$tmp/$name.wasm"
   "$WASM_OPT" -Oz --strip-debug --strip-producers \

@@ -11,6 +11,14 @@ import type { Disruption, DisruptiveTap } from "./_disruptive_tap.ts";
 import { type Network, startNetwork, startSat, stopNetwork } from "./_network.ts";
 import { Service } from "./_services.ts";
 
+/** With STRATOS_REPORT=1, one line of figures per scenario on stderr (for notes). */
+function report(scenario: string, figures: Record<string, unknown>): void {
+  if (Deno.env.get("STRATOS_REPORT") !== "1") return;
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(`chaos: ${scenario}: ${JSON.stringify(figures)}\n`),
+  );
+}
+
 /** Errors a client may get while the network is hurt: clear, in Atmo's JSON shape. */
 const CLEAR_ERRORS = new Set([502, 503, 504]);
 /** No request may take longer than this, whatever the fault. */
@@ -111,6 +119,7 @@ for (const [name, disruption, total, concurrency] of DISRUPTIONS) {
       }
       for (const tap of taps) tap.mode = { kind: "none" };
       const ms = await recovery(net, 10_000);
+      report(name, { ...result, wrong: result.wrong.length, recoveryMs: Math.round(ms) });
       assert.ok(ms < 10_000, `recovered in ${Math.round(ms)} ms`);
     } finally {
       await stopNetwork(net);
@@ -150,6 +159,12 @@ Deno.test("relay killed under load: requests get 503 quickly, none hang; back wi
     net.services.push(relay);
     await relay.line(/^listening on /);
     const ms = await recovery(net, 10_000);
+    report("relay killed", {
+      ...result,
+      wrong: result.wrong.length,
+      outageAnswerMs: Math.round(answeredIn),
+      recoveryMs: Math.round(ms),
+    });
     assert.ok(ms < 10_000, `recovered in ${Math.round(ms)} ms (goal 2000)`);
   } finally {
     await stopNetwork(net);
@@ -185,6 +200,11 @@ Deno.test("one of two sats killed under load: no wrong answer, the other keeps s
     // Only invocations in flight on the killed sat may fail (502); the rest are served.
     assert.ok(result.clearErrors <= 8 && result.ok > 0, JSON.stringify(result));
     const ms = await recovery(net, 10_000);
+    report("one of two sats killed", {
+      ...result,
+      wrong: result.wrong.length,
+      recoveryMs: Math.round(ms),
+    });
     assert.ok(ms < 10_000, `recovered in ${Math.round(ms)} ms`);
   } finally {
     await stopNetwork(net);
@@ -212,6 +232,11 @@ Deno.test("proxy killed and restarted under load: sats reattach by themselves", 
     const ms = await recovery(net, 10_000);
     assert.ok(ms < 10_000, `served again ${Math.round(ms)} ms after the new proxy registered`);
     const result = await load(net, 100, 8);
+    report("proxy killed and restarted", {
+      ...result,
+      wrong: result.wrong.length,
+      servedAgainMs: Math.round(ms),
+    });
     assert.equal(result.ok, 100, JSON.stringify(result));
   } finally {
     await stopNetwork(net);
