@@ -91,6 +91,7 @@ type Runner = (
   params: Record<string, string>,
   state: Record<string, string>,
   method: string,
+  signal?: AbortSignal,
 ) => Promise<RunOutcome>;
 
 /** A proxy handler with one real sat behind a real secure channel, running `runner`. */
@@ -115,7 +116,7 @@ async function proxyWith(
   const served = serveInvocations(
     satChannel,
     ["hello", "upper", "greet", "seen", "fail"],
-    async (header, body) =>
+    async (header, body, signal) =>
       runner(
         header.fn,
         new TextDecoder().decode(await bodyBytes(body)),
@@ -126,6 +127,7 @@ async function proxyWith(
           ) => [k, new TextDecoder().decode(Uint8Array.fromBase64(v))]),
         ),
         header.method,
+        signal,
       ),
   );
   const sats = new SatRegistry();
@@ -454,6 +456,36 @@ Deno.test("a sat that goes away mid-request gives 502", async () => {
     const { status, text } = await answer;
     assert.equal(status, 502);
     assert.match(JSON.parse(text).message, /went away/);
+  } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("a client that goes away cancels its invocation on the sat", async () => {
+  let cancelled!: (reason: unknown) => void;
+  const sawCancel = new Promise((resolve) => (cancelled = resolve));
+  const proxy = await proxyWith((_fn, _body, _params, _state, _method, signal) => {
+    signal!.addEventListener("abort", () => cancelled(signal!.reason), { once: true });
+    return new Promise(() => {}); // runs until cancelled
+  });
+  try {
+    const client = new AbortController();
+    const answer = call(proxy.handler, {
+      path: "/hello",
+      method: "POST",
+      body: "x",
+      signal: client.signal,
+    });
+    await new Promise((r) => setTimeout(r, 100)); // longer than the proxy waits to watch
+    client.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reason = await Promise.race([
+      sawCancel,
+      new Promise((resolve) => (timer = setTimeout(() => resolve("no cancel within 5 s"), 5000))),
+    ]);
+    clearTimeout(timer);
+    assert.match(String(reason), /cancelled by the proxy/);
+    assert.equal((await answer).status, 499);
   } finally {
     await proxy.close();
   }
