@@ -115,7 +115,10 @@ try {
   );
   console.log(`(2-core machine: load generator, proxy, relay and sat share it)\n`);
   const base = await wrk(`http://127.0.0.1:${plainPort}/`);
+  const nodes: [string, Service][] = [["proxy", proxy], ["relay", relay], ["sat", sat]];
+  const cpuBefore = await Promise.all(nodes.map(([, s]) => s.cpuMs()));
   const full = await wrk(url);
+  const cpuAfter = await Promise.all(nodes.map(([, s]) => s.cpuMs()));
   const row = (name: string, l: Load) =>
     `${name.padEnd(38)}${l.rps.toFixed(0).padStart(9)}${l.p50.toFixed(2).padStart(9)}${
       l.p99.toFixed(2).padStart(9)
@@ -128,6 +131,14 @@ try {
   console.log(row("plain Deno.serve hello (baseline)", base));
   console.log(row("Stratos: proxy → relay → sat → Wasm", full));
   console.log(`ratio: ${(full.rps / base.rps * 100).toFixed(1)}% of the baseline's requests/s`);
+  // CPU per request holds steady on a shared machine, where requests/s do not.
+  const requests = full.rps * SECONDS;
+  console.log(
+    "CPU per request (all threads): " +
+      nodes.map(([name], i) =>
+        `${name} ${((cpuAfter[i]! - cpuBefore[i]!) * 1000 / requests).toFixed(0)} µs`
+      ).join(", "),
+  );
 
   // Cold connect: a fresh relay connection, link, XX handshake and trust check, each time.
   const satHome = join(home, "bench-sat");

@@ -73,6 +73,16 @@ export class Service {
     return this.#child.pid;
   }
 
+  /** CPU time used so far, user and system, all threads, in ms (Linux /proc). */
+  async cpuMs(): Promise<number> {
+    const { stdout } = await new Deno.Command("cat", { args: [`/proc/${this.#child.pid}/stat`] })
+      .output();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    const fields = new TextDecoder().decode(stdout).split(") ")[1]!.split(" ");
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second here).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  }
+
   /** Resident memory now and at its peak, in KiB (Linux /proc). */
   async memory(): Promise<{ rssKiB: number; peakKiB: number }> {
     // Through cat: Deno allows reading /proc files only with --allow-all.
