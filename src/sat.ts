@@ -24,6 +24,7 @@ import {
   createStandaloneHandler,
   DeployedRunnables,
   hostServicesFrom,
+  loggedRunner,
   runnableDigests,
   SatMetrics,
   SatNode,
@@ -300,7 +301,10 @@ await runService("sat", COMMAND, async (flags, log) => {
       ? await runnableDigests(resolve(base, pinnedDir!), [...runnables.keys()])
       : undefined,
     maxBodyBytes: positiveInteger(flags["max-body"] as string, "max-body") * 1024 * 1024,
-    runner: metrics.instrument(runnables ? wasmRunner(runnables) : delivery!.runner),
+    runner: loggedRunner(
+      metrics.instrument(runnables ? wasmRunner(runnables) : delivery!.runner),
+      log,
+    ),
     delivery,
     log,
   });

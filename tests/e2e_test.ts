@@ -486,6 +486,29 @@ Deno.test("deno task ticket enrolls another sat next to a running proxy; identit
   }
 });
 
+Deno.test("a request id follows a request from the client through proxy and sat logs", async () => {
+  const net = await startNetwork({ proxyArgs: ["--log-level", "debug"] });
+  try {
+    const sat = startSat(net, `${net.satCommand} --log-level debug`, { runnables: false });
+    assert.equal((await whenServing(net)).status, 200);
+    const response = await fetch(`http://127.0.0.1:${net.httpPort}/hello`, {
+      method: "POST",
+      body: "traced",
+      headers: { "x-request-id": "trace-4f2a9c" },
+    });
+    assert.equal(await response.text(), "hello, traced");
+    assert.equal(response.headers.get("x-request-id"), "trace-4f2a9c");
+    const deadline = Date.now() + 5000;
+    while (!sat.stderr.includes("trace-4f2a9c") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(sat.stderr, /invocation.*trace-4f2a9c/);
+    assert.match(net.proxy.stderr, /trace-4f2a9c/);
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
 Deno.test("a sat running its own --runnables gets no fn whose copy differs from the proxy's", async () => {
   const net = await startNetwork();
   try {
