@@ -502,7 +502,7 @@ Deno.test("a request id follows a request from the client through proxy and sat 
     while (!sat.stderr.includes("trace-4f2a9c") && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    assert.match(sat.stderr, /invocation.*trace-4f2a9c/);
+    assert.match(sat.stderr, /"requestId":"trace-4f2a9c"[^\n]*"message":"invocation"/);
     assert.match(net.proxy.stderr, /trace-4f2a9c/);
   } finally {
     await stopNetwork(net);
