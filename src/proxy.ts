@@ -11,6 +11,7 @@ import {
   type CommandSpec,
   COMMON_FLAGS,
   parseHostPort,
+  positiveInteger,
   runService,
   UsageError,
 } from "./cli/mod.ts";
@@ -107,14 +108,6 @@ async function check(file: string, runnablesDir: string | undefined) {
     status = 1;
   }
   return { close: async () => {}, ended: Promise.resolve(status) };
-}
-
-function positiveInteger(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new UsageError(`--${flag} "${text}": expected a positive whole number`);
-  }
-  return value;
 }
 
 await runService("proxy", COMMAND, async (flags, log) => {

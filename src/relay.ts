@@ -13,6 +13,7 @@ import {
   COMMON_FLAGS,
   formatHostPort,
   parseHostPort,
+  positiveInteger,
   runService,
   UsageError,
 } from "./cli/mod.ts";
@@ -66,14 +67,6 @@ const COMMAND: CommandSpec = {
     ...COMMON_FLAGS,
   ],
 };
-
-function positiveInteger(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new UsageError(`--${flag} "${text}": expected a positive whole number`);
-  }
-  return value;
-}
 
 await runService("relay", COMMAND, async (flags, log) => {
   const listen = parseHostPort(flags.listen as string, "listen");

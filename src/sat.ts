@@ -15,6 +15,7 @@ import {
   formatHostPort,
   type Logger,
   parseHostPort,
+  positiveInteger,
   runService,
   UsageError,
 } from "./cli/mod.ts";
@@ -156,14 +157,6 @@ const COMMAND: CommandSpec = {
     ...COMMON_FLAGS,
   ],
 };
-
-function positiveInteger(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new UsageError(`--${flag} "${text}": expected a positive whole number`);
-  }
-  return value;
-}
 
 /** The sandbox settings every runnable of this sat is loaded with, from the flags. */
 function sandboxOptions(flags: FlagValues) {

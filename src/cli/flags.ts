@@ -122,6 +122,19 @@ function readEnv(name: string): string | undefined {
   }
 }
 
+/**
+ * A flag's value as a positive whole number.
+ *
+ * @throws UsageError naming the flag and the value
+ */
+export function positiveInteger(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new UsageError(`--${flag} "${text}": expected a positive whole number`);
+  }
+  return value;
+}
+
 /** A listening or dialing address. */
 export interface HostPort {
   readonly hostname: string;

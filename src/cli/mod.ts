@@ -13,6 +13,7 @@ export {
   type HostPort,
   parseFlags,
   parseHostPort,
+  positiveInteger,
   UsageError,
 } from "./flags.ts";
 export {
