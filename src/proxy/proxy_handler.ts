@@ -32,6 +32,7 @@ import type { SatRegistry } from "./sat_registry.ts";
 import { fnKey } from "./runnable_locator.ts";
 import { Deadlines } from "./_deadlines.ts";
 import type { ProxyMetrics } from "./proxy_metrics.ts";
+import { type OpsEndpointOptions, opsResponse } from "../metrics/mod.ts";
 
 /** What a route resolves to. */
 export type RouteResolution =
@@ -65,6 +66,8 @@ export interface ProxyHandlerOptions {
   readonly log: Logger;
   /** Where requests and invocations are counted. */
   readonly metrics?: ProxyMetrics;
+  /** `/metrics`, `/health` and `/ready`, answered before any Directive route. */
+  readonly ops?: OpsEndpointOptions;
 }
 
 /** Default request body limit. */
@@ -421,6 +424,9 @@ export function createProxyHandler(
   return async (request: Request): Promise<Response> => {
     const requestId = request.headers.get("x-request-id") ?? newRequestId();
     const url = pathAndQuery(request.url);
+    // The Directive may not declare these paths, but a `:param` or catch-all could match them.
+    const ops = options.ops && opsResponse(request.method, url.path, options.ops);
+    if (ops) return ops;
     const started = performance.now();
     let status = 500;
     let routeLabel = "(none)";

@@ -23,7 +23,6 @@ import type { MessageTransport } from "../wire/mod.ts";
 import { createProxyHandler, type RouteResolution } from "./proxy_handler.ts";
 import { SatRegistry } from "./sat_registry.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
-import { opsResponse } from "../metrics/mod.ts";
 import type { Deployment } from "./deployment.ts";
 
 /** Where the proxy remembers its forwarding address, inside its state folder. */
@@ -103,26 +102,18 @@ export class ProxyNode {
     this.#deployment = options.deployment;
     if (options.deployment) this.#sats.accept(digestsOf(options.deployment));
     this.#metrics = new ProxyMetrics(this.#sats);
-    const directiveHandler = createProxyHandler({
+    const handler = createProxyHandler({
       resolve: options.resolve,
       sats: this.#sats,
       maxBodyBytes: options.maxBodyBytes,
       timeoutMs: options.timeoutMs,
       log: options.log,
       metrics: this.#metrics,
+      ops: {
+        metrics: this.#metrics.registry,
+        notReady: () => this.#sats.size === 0 ? "no sat is attached" : undefined,
+      },
     });
-    // /metrics, /health and /ready come before any Directive route (the Directive may not
-    // declare them).
-    const ops = {
-      metrics: this.#metrics.registry,
-      notReady: () => this.#sats.size === 0 ? "no sat is attached" : undefined,
-    };
-    const handler = (request: Request): Promise<Response> | Response => {
-      const url = request.url;
-      const at = url.indexOf("/", url.indexOf("//") + 2);
-      const path = at < 0 ? "/" : url.slice(at).split("?")[0]!;
-      return opsResponse(request.method, path, ops) ?? directiveHandler(request);
-    };
     this.#server = Deno.serve({
       hostname: options.http.hostname,
       port: options.http.port,
