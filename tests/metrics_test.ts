@@ -11,6 +11,7 @@ Deno.test("metrics render in Prometheus text format, labels escaped, buckets cum
   latency.observe({ route: "/x" }, 0.5);
   latency.observe({ route: "/x" }, 5);
   metrics.gauge("stratos_test_up", "Up.", () => 1);
+  metrics.counterFrom("stratos_test_bytes_total", "Bytes.", () => 42);
   assert.equal(
     metrics.render(),
     [
@@ -27,6 +28,9 @@ Deno.test("metrics render in Prometheus text format, labels escaped, buckets cum
       "# HELP stratos_test_up Up.",
       "# TYPE stratos_test_up gauge",
       "stratos_test_up 1",
+      "# HELP stratos_test_bytes_total Bytes.",
+      "# TYPE stratos_test_bytes_total counter",
+      "stratos_test_bytes_total 42",
       "",
     ].join("\n"),
   );

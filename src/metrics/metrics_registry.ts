@@ -142,22 +142,28 @@ export class Counter extends Metric {
   }
 }
 
-/** A value read when rendered (e.g. connections open now). */
+/**
+ * A value read when rendered: a gauge (e.g. connections open now), or a counter kept elsewhere
+ * (e.g. bytes forwarded, counted by the relay on its hot path and only read here).
+ */
 export class Gauge extends Metric {
   readonly #read: () => number | Iterable<[Labels, number]>;
+  readonly #kind: "gauge" | "counter";
 
   constructor(
     name: string,
     help: string,
     labelNames: readonly string[],
     read: () => number | Iterable<[Labels, number]>,
+    kind: "gauge" | "counter" = "gauge",
   ) {
     super(name, help, labelNames);
     this.#read = read;
+    this.#kind = kind;
   }
 
   get type(): string {
-    return "gauge";
+    return this.#kind;
   }
 
   render(): string[] {
@@ -250,6 +256,16 @@ export class MetricsRegistry {
     labelNames: readonly string[] = [],
   ): Gauge {
     return this.#add(new Gauge(name, help, labelNames, read));
+  }
+
+  /** A counter kept elsewhere and read by `read` at each render (it must never go down). */
+  counterFrom(
+    name: string,
+    help: string,
+    read: () => number | Iterable<[Labels, number]>,
+    labelNames: readonly string[] = [],
+  ): Gauge {
+    return this.#add(new Gauge(name, help, labelNames, read, "counter"));
   }
 
   /** A new histogram. */

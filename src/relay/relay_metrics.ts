@@ -31,14 +31,12 @@ export function relayMetrics(relay: RelayServer): MetricsRegistry {
     "Bytes waiting to be written to nodes.",
     () => stat().queuedBytes,
   );
-  // Counters read at scrape time: rendered as gauges would lose their meaning, so these are
-  // gauges of totals named _total, which Prometheus's rate() handles the same.
-  metrics.gauge(
+  metrics.counterFrom(
     "stratos_relay_forwarded_bytes_total",
     "DATA bytes forwarded between nodes since the start.",
     () => stat().bytesForwarded,
   );
-  metrics.gauge(
+  metrics.counterFrom(
     "stratos_relay_refused_connections_total",
     "Connections refused on accept since the start, by the limit that refused them.",
     () => {
