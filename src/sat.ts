@@ -290,9 +290,7 @@ await runService("sat", COMMAND, async (flags, log) => {
     identity,
     trust,
     functions: runnables ? [...runnables.keys()] : [],
-    digests: runnables
-      ? await runnableDigests(resolve(base, pinnedDir!), [...runnables.keys()])
-      : undefined,
+    digests: runnables ? await runnableDigests(resolve(base, pinnedDir!)) : undefined,
     maxBodyBytes: positiveInteger(flags["max-body"] as string, "max-body") * 1024 * 1024,
     runner: loggedRunner(
       metrics.instrument(runnables ? wasmRunner(runnables) : delivery!.runner),

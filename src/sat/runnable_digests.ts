@@ -5,29 +5,18 @@
  * @module
  */
 
-import { join } from "node:path";
 import { sha256Hex } from "../invocation/mod.ts";
+import { runnableFiles } from "../wasm/mod.ts";
 
 /**
- * Digests of runnables `names` of `dir`, each read from `dir/NAME/NAME.wasm` or, failing
- * that, `dir/NAME.wasm` (the layouts `loadRunnables` reads).
+ * Digests of the runnables of `dir`, found as `loadRunnables` finds them.
  *
  * @throws Error when a runnable's file cannot be read
  */
-export async function runnableDigests(
-  dir: string,
-  names: readonly string[],
-): Promise<Record<string, string>> {
+export async function runnableDigests(dir: string): Promise<Record<string, string>> {
   const digests: Record<string, string> = {};
-  for (const name of names) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(join(dir, name, `${name}.wasm`));
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      bytes = await Deno.readFile(join(dir, `${name}.wasm`));
-    }
-    digests[name] = await sha256Hex(bytes);
+  for (const [name, file] of await runnableFiles(dir)) {
+    digests[name] = await sha256Hex(await Deno.readFile(file));
   }
   return digests;
 }

@@ -32,25 +32,7 @@ export async function loadRunnables(
   dir: string,
   options: RunnableOptions = {},
 ): Promise<Map<string, Runnable>> {
-  const files = new Map<string, string>();
-  const add = (name: string, file: string) => {
-    const other = files.get(name);
-    if (other !== undefined) {
-      throw new RunnableError(`${file}: runnable "${name}" is also defined by ${other}; keep one`, {
-        runnable: name,
-        file,
-      });
-    }
-    files.set(name, file);
-  };
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && entry.name.endsWith(WASM_SUFFIX)) {
-      add(entry.name.slice(0, -WASM_SUFFIX.length), `${dir}/${entry.name}`);
-    } else if (entry.isDirectory) {
-      const file = `${dir}/${entry.name}/${entry.name}${WASM_SUFFIX}`;
-      if (await isFile(file)) add(entry.name, file);
-    }
-  }
+  const files = await runnableFiles(dir);
   const names = [...files.keys()].sort();
 
   let pool = options.pool;
@@ -80,6 +62,36 @@ export async function loadRunnables(
     if (result.status === "fulfilled") runnables.set(names[i]!, result.value);
   });
   return runnables;
+}
+
+/**
+ * The runnables of a folder by name, as {@linkcode loadRunnables} finds them:
+ * `dir/<name>/<name>.wasm` and `dir/<name>.wasm`.
+ *
+ * @throws {RunnableError} two files give the same name
+ * @throws {Deno.errors.NotFound} `dir` does not exist
+ */
+export async function runnableFiles(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const add = (name: string, file: string) => {
+    const other = files.get(name);
+    if (other !== undefined) {
+      throw new RunnableError(`${file}: runnable "${name}" is also defined by ${other}; keep one`, {
+        runnable: name,
+        file,
+      });
+    }
+    files.set(name, file);
+  };
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.endsWith(WASM_SUFFIX)) {
+      add(entry.name.slice(0, -WASM_SUFFIX.length), `${dir}/${entry.name}`);
+    } else if (entry.isDirectory) {
+      const file = `${dir}/${entry.name}/${entry.name}${WASM_SUFFIX}`;
+      if (await isFile(file)) add(entry.name, file);
+    }
+  }
+  return files;
 }
 
 async function isFile(path: string): Promise<boolean> {

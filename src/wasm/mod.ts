@@ -77,7 +77,7 @@
  * @module
  */
 
-export { loadRunnables } from "./load_runnables.ts";
+export { loadRunnables, runnableFiles } from "./load_runnables.ts";
 export {
   DEFAULT_MAX_MEMORY_PAGES,
   DEFAULT_MAX_OUTPUT_BYTES,
