@@ -75,23 +75,25 @@ export class Service {
 
   /** CPU time used so far, user and system, all threads, in ms (Linux /proc). */
   async cpuMs(): Promise<number> {
-    const { stdout } = await new Deno.Command("cat", { args: [`/proc/${this.#child.pid}/stat`] })
-      .output();
     // Fields after the command name (which may hold spaces) start at ") ".
-    const fields = new TextDecoder().decode(stdout).split(") ")[1]!.split(" ");
+    const fields = (await this.#proc("stat")).split(") ")[1]!.split(" ");
     // utime and stime are fields 14 and 15 of the line, in clock ticks (100 per second here).
     return (Number(fields[11]) + Number(fields[12])) * 10;
   }
 
   /** Resident memory now and at its peak, in KiB (Linux /proc). */
   async memory(): Promise<{ rssKiB: number; peakKiB: number }> {
-    // Through cat: Deno allows reading /proc files only with --allow-all.
-    const { stdout } = await new Deno.Command("cat", { args: [`/proc/${this.#child.pid}/status`] })
-      .output();
-    const status = new TextDecoder().decode(stdout);
+    const status = await this.#proc("status");
     const field = (name: string) =>
       Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
     return { rssKiB: field("VmRSS"), peakKiB: field("VmHWM") };
+  }
+
+  /** This process's file `/proc/PID/<name>`, read through cat: Deno reads /proc only with -A. */
+  async #proc(name: string): Promise<string> {
+    const { stdout } = await new Deno.Command("cat", { args: [`/proc/${this.#child.pid}/${name}`] })
+      .output();
+    return new TextDecoder().decode(stdout);
   }
 
   /** Stdout lines so far. */
