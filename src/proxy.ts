@@ -13,7 +13,6 @@ import {
   parseHostPort,
   positiveInteger,
   runService,
-  UsageError,
 } from "./cli/mod.ts";
 import { type Directive, DirectiveError } from "./directive/mod.ts";
 import {

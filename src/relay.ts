@@ -15,7 +15,6 @@ import {
   parseHostPort,
   positiveInteger,
   runService,
-  UsageError,
 } from "./cli/mod.ts";
 import { serveOpsEndpoint } from "./metrics/mod.ts";
 import { DEFAULT_RELAY_LIMITS, relayMetrics, RelayServer } from "./relay/mod.ts";
