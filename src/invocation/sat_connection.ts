@@ -21,6 +21,7 @@ import {
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
+  MAX_CHUNK_LEN,
   PING,
   PONG,
   READY,
@@ -108,7 +109,8 @@ interface Pending {
   readonly reject: (error: Error) => void;
   readonly maxOutput: number;
   /** Credit for sending the request body. */
-  readonly window: SendWindow;
+  /** The body's window; undefined when the body went whole in the INVOKE. */
+  readonly window: SendWindow | undefined;
 }
 
 /** An output arriving in chunks, after its RESULT. */
@@ -370,7 +372,12 @@ export class SatConnection {
     if (this.#ended) throw new NotDeliveredError("the sat is not connected");
     options.signal?.throwIfAborted();
     const id = this.#allocateId();
-    const window = new SendWindow();
+    // A body that fits the INVOKE goes in it at once: no window, no sender (the common case).
+    // (Only tried for a body of at most one chunk: it encodes the whole body.)
+    const single = body instanceof Uint8Array && body.length <= MAX_CHUNK_LEN
+      ? encodeWithBody(INVOKE, id, header, body)
+      : [];
+    const window = single.length === 1 ? undefined : new SendWindow();
     const result = new Promise<StreamedOutcome>((resolve, reject) => {
       this.#pending.set(id, {
         resolve,
@@ -382,19 +389,17 @@ export class SatConnection {
     const onAbort = () => this.#cancel(id, options.signal!.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let delivered = false;
-    sendWithBody(
-      (message) =>
-        this.#channel.send(message).then(() => void (delivered = true), (error) => {
-          // Until the first message is out, the sat cannot have started the invocation.
-          throw delivered
-            ? new SatGoneError("the sat went away", { cause: error })
-            : new NotDeliveredError("the sat went away", { cause: error });
-        }),
-      { type: INVOKE, id, header },
-      body,
-      window,
-      () => this.#pending.has(id),
-    ).catch((error) => {
+    const send = (message: Uint8Array) =>
+      this.#channel.send(message).then(() => void (delivered = true), (error) => {
+        // Until the first message is out, the sat cannot have started the invocation.
+        throw delivered
+          ? new SatGoneError("the sat went away", { cause: error })
+          : new NotDeliveredError("the sat went away", { cause: error });
+      });
+    const sent = window === undefined
+      ? send(single[0]!)
+      : sendWithBody(send, { type: INVOKE, id, header }, body, window, () => this.#pending.has(id));
+    sent.catch((error) => {
       if (!this.#pending.has(id)) return; // answered or cancelled: the body is not wanted
       // The body's own error (e.g. it broke a limit) ends the invocation on the sat too.
       if (!(error instanceof SatGoneError)) {
@@ -430,7 +435,7 @@ export class SatConnection {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
-    pending.window.fail(error ?? ANSWERED); // stop sending the body
+    pending.window?.fail(error ?? ANSWERED); // stop sending the body
     if (error) pending.reject(error);
     else pending.resolve(outcome!);
   }
@@ -463,7 +468,7 @@ export class SatConnection {
           continue;
         }
         if (message.type === WINDOW) {
-          this.#pending.get(message.id)?.window.grant(message.credit);
+          this.#pending.get(message.id)?.window?.grant(message.credit);
           continue;
         }
         if (message.type === BODY) {

@@ -19,10 +19,12 @@ import {
   encodePing,
   encodeReady,
   encodeWindow,
+  encodeWithBody,
   type Hello,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
+  MAX_CHUNK_LEN,
   PING,
   PONG,
   RESULT,
@@ -31,6 +33,9 @@ import {
 } from "./invocation_codec.ts";
 import type { DeployManifest } from "./deployment_codec.ts";
 import { Transfers } from "./_transfers.ts";
+
+/** An empty output, for an error result. */
+const EMPTY = new Uint8Array(0);
 
 const NO_DELIVERY = "this sat runs only its own runnables (it was started with --runnables)";
 
@@ -190,7 +195,11 @@ export async function serveInvocations(
       : outcome.notRun
       ? { ok: false, code: outcome.code, message: outcome.message, notRun: true }
       : { ok: false, code: outcome.code, message: outcome.message };
-    const output = outcome.ok ? outcome.output : new Uint8Array(0);
+    const output = outcome.ok ? outcome.output : EMPTY;
+    // An output that fits the RESULT goes in it at once: no window, no sender.
+    // (Only tried for an output of at most one chunk: it encodes the whole output.)
+    const single = output.length <= MAX_CHUNK_LEN ? encodeWithBody(RESULT, id, header, output) : [];
+    if (single.length === 1) return await channel.send(single[0]!);
     const window = new SendWindow();
     resultWindows.set(id, window);
     try {

@@ -125,7 +125,9 @@ async function* limited(body: ReadableStream<Uint8Array>, max: number): AsyncGen
 function responseHeaders(
   set: Readonly<Record<string, string>> | undefined,
   requestId: string,
-): Headers {
+): HeadersInit {
+  // Only headers a function set need checking; ours alone go as they are.
+  if (set === undefined) return { "x-request-id": requestId };
   try {
     return new Headers({ ...set, "x-request-id": requestId });
   } catch (error) {
@@ -279,7 +281,7 @@ export class InvocationFailure extends Error {
 export function createInvoker(
   options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes" | "metrics">,
 ): Invoker {
-  const invoke = counted(invoker(options), options.metrics);
+  const invoke = invoker(options);
   return (fn, header, body, signal) =>
     invoke(fn, header, body, signal, false) as Promise<InvokeOutcome>;
 }
@@ -297,7 +299,7 @@ export function createStreamInvoker(
   body: Uint8Array | AsyncIterable<Uint8Array>,
   signal?: ClientSignal,
 ) => Promise<StreamedOutcome> {
-  const invoke = counted(invoker(options), options.metrics);
+  const invoke = invoker(options);
   return (fn, header, body, signal) => invoke(fn, header, body, signal, true);
 }
 
@@ -309,26 +311,6 @@ type AnyInvoker = (
   stream: boolean,
 ) => Promise<StreamedOutcome>;
 
-/** `invoke`, with each invocation counted by function and outcome. */
-function counted(invoke: AnyInvoker, metrics: ProxyMetrics | undefined): AnyInvoker {
-  const counter = metrics?.invocations;
-  if (!counter) return invoke;
-  return async (fn, header, body, clientSignal, stream) => {
-    let outcome = "ok";
-    try {
-      const result = await invoke(fn, header, body, clientSignal, stream);
-      if (!result.ok) outcome = "error";
-      return result;
-    } catch (error) {
-      const status = error instanceof InvocationFailure ? error.status : 0;
-      outcome = OUTCOMES[status] ?? "failed";
-      throw error;
-    } finally {
-      counter.inc({ fn, outcome });
-    }
-  };
-}
-
 /** Invocation outcomes by the status of an InvocationFailure. */
 const OUTCOMES: Record<number, string> = {
   499: "cancelled",
@@ -337,9 +319,11 @@ const OUTCOMES: Record<number, string> = {
   504: "timeout",
 };
 
+/** Invokes on a sat that can run `fn`, counting each invocation by function and outcome. */
 function invoker(
-  options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes">,
+  options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes" | "metrics">,
 ): AnyInvoker {
+  const counter = options.metrics?.invocations;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const deadlines = new Deadlines(timeoutMs);
   const late = new Deadlines(LATE_MS);
@@ -359,6 +343,7 @@ function invoker(
     // An invocation that never reached a sat, or that a sat refused without running it, goes
     // to the next one; one that may have run is never repeated.
     const tried = new Set<SatConnection>();
+    let counted = "failed";
     try {
       while (true) {
         const sat = options.sats.pick(fn, tried);
@@ -387,16 +372,19 @@ function invoker(
         }
         // A streamed body was read while it was sent: it cannot go to another sat.
         if (!outcome.ok && outcome.notRun && body instanceof Uint8Array) continue;
+        counted = outcome.ok ? "ok" : "error";
         return outcome;
       }
     } catch (error) {
-      if (error instanceof InvocationFailure) throw error;
-      if (error instanceof SatGoneError) {
-        throw new InvocationFailure(502, `the sat running "${fn}" went away before it answered`);
-      }
-      if (error instanceof OutputTooLargeError) throw new InvocationFailure(502, error.message);
-      throw error;
+      const failure = error instanceof SatGoneError
+        ? new InvocationFailure(502, `the sat running "${fn}" went away before it answered`)
+        : error instanceof OutputTooLargeError
+        ? new InvocationFailure(502, error.message)
+        : error;
+      if (failure instanceof InvocationFailure) counted = OUTCOMES[failure.status] ?? "failed";
+      throw failure;
     } finally {
+      counter?.inc({ fn, outcome: counted });
       timer.clear();
       lateWatch?.clear();
       watched?.removeEventListener("abort", onClientGone);
@@ -422,7 +410,14 @@ export function createProxyHandler(
   const streamInvoke = createStreamInvoker(options);
 
   return async (request: Request): Promise<Response> => {
-    const requestId = request.headers.get("x-request-id") ?? newRequestId();
+    // One pass over the headers: the functions get them all, and the proxy reads its own here.
+    const headers: Record<string, string> = {};
+    let headerBytes = 0;
+    request.headers.forEach((value, key) => {
+      headers[key] = value;
+      headerBytes += key.length + value.length + 4;
+    });
+    const requestId = headers["x-request-id"] ?? newRequestId();
     const url = pathAndQuery(request.url);
     // The Directive may not declare these paths, but a `:param` or catch-all could match them.
     const ops = options.ops && opsResponse(request.method, url.path, options.ops);
@@ -441,12 +436,6 @@ export function createProxyHandler(
           allow: route.allowed.join(", "),
         });
       }
-      const headers: Record<string, string> = {};
-      let headerBytes = 0;
-      request.headers.forEach((value, key) => {
-        headers[key] = value;
-        headerBytes += key.length + value.length + 4;
-      });
       if (headerBytes > MAX_HEADER_BYTES) {
         throw new HttpError(
           431,
@@ -477,8 +466,8 @@ export function createProxyHandler(
       const single = singleFn(route.handler);
       if (single && !route.seedStateFromHeader) {
         // One fn whose output is the response: body and output stream through.
-        const declared = request.headers.get("content-length");
-        const size = declared === null ? undefined : Number(declared);
+        const declared = headers["content-length"];
+        const size = declared === undefined ? undefined : Number(declared);
         if (size !== undefined && size > maxBody) {
           throw new HttpError(413, `the request body exceeds the limit of ${maxBody} bytes`);
         }
