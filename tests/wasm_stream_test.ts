@@ -407,3 +407,43 @@ Deno.test("concurrent streamed jobs on a pool of 2 workers each get their own in
   );
   results.forEach((result, i) => assertOutput(result, inputs[i]!, `job ${i}`));
 });
+
+/** Chunks held in a queue, like the invocation layer's ReceiveQueue: some taken without waiting. */
+class QueuedChunks implements AsyncIterable<Uint8Array> {
+  readonly #chunks: Uint8Array[];
+  waited = 0;
+  takenReady = 0;
+  constructor(chunks: Uint8Array[]) {
+    this.#chunks = chunks;
+  }
+  /** A chunk queued already, without waiting (as ReceiveQueue.takeReady). */
+  takeReady(): Uint8Array | undefined {
+    const chunk = this.#chunks.shift();
+    if (chunk) this.takenReady++;
+    return chunk;
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      this.waited++;
+      await Promise.resolve();
+      const chunk = this.#chunks.shift();
+      if (!chunk) return;
+      yield chunk;
+    }
+  }
+}
+
+Deno.test("a reply carries every chunk the source holds already, up to MAX_INPUT_CHUNK", async () => {
+  using echo = await load(ECHO_FILE, "echo", { concurrency: 1, maxMemoryPages: 256 });
+  const size = 3 * MIB + 5;
+  const bytes = pattern(3, size);
+  const pieces: Uint8Array[] = [];
+  for (let at = 0; at < size; at += 64 * 1024) pieces.push(bytes.subarray(at, at + 64 * 1024));
+  const count = pieces.length;
+  const chunks = new QueuedChunks(pieces);
+  assertOutput(await echo.run({ size, chunks }), bytes, "queued chunks");
+  // 49 chunks of 64 KiB in replies of at most 1 MiB: four waits (and one for the end), the
+  // other chunks taken at hand.
+  assert.ok(chunks.waited <= 6, `the pool waited for ${chunks.waited} chunks`);
+  assert.equal(chunks.takenReady + chunks.waited - 1, count);
+});

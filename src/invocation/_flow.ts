@@ -16,7 +16,7 @@ export const INITIAL_WINDOW: number = 1024 * 1024;
  * Credit is granted in steps of at least this many bytes (one WINDOW message per step, not per
  * chunk); less than the window, so a sender waiting for credit always gets it.
  */
-const GRANT_STEP: number = INITIAL_WINDOW / 4;
+export const GRANT_STEP: number = INITIAL_WINDOW / 4;
 
 /** The sending side of a stream: how many bytes it may still send. */
 export class SendWindow {
@@ -103,6 +103,11 @@ export class ReceiveQueue {
       if (this.#ended) return undefined;
       await new Promise<void>((resolve) => (this.#waiter = resolve));
     }
+    return this.#take();
+  }
+
+  /** The first queued chunk, counted towards the sender's next WINDOW. */
+  #take(): Uint8Array {
     const chunk = this.#chunks.shift()!;
     this.#queued -= chunk.length;
     this.#owed += chunk.length;
@@ -111,6 +116,15 @@ export class ReceiveQueue {
       this.#owed = 0;
     }
     return chunk;
+  }
+
+  /**
+   * A chunk queued already, or undefined when none is (or the stream failed: {@linkcode next}
+   * then throws): for a consumer that takes what is at hand before it waits.
+   */
+  takeReady(): Uint8Array | undefined {
+    if (this.#chunks.length === 0 || this.#failure) return undefined;
+    return this.#take();
   }
 
   /** The chunks as an async iterable (one consumer). */

@@ -29,6 +29,17 @@ export interface StreamedInput {
 }
 
 /**
+ * Chunks that can also be taken without waiting: `takeReady()` returns one the source holds
+ * already, or undefined when it holds none (then `next()` of its iterator waits as usual). An
+ * input call's reply then carries every chunk at hand, up to {@linkcode MAX_INPUT_CHUNK} bytes,
+ * instead of one: a worker waiting for a large body makes one round trip per reply, not one per
+ * chunk (a channel's 64 KiB messages).
+ */
+export interface ReadyChunks {
+  takeReady(): Uint8Array | undefined;
+}
+
+/**
  * The first byte of an input call. Other calls: the cache's 1 and 2 (_cache_call.ts), fetch's 3
  * (_fetch_call.ts), graphql's 4 (_graphql_call.ts), the database's 5 (_database_call.ts), static
  * files' 6 (_static_file_call.ts).
@@ -83,7 +94,7 @@ export class InputStream {
    * the end, or an error. Never rejects; never called again before it settles (the worker waits
    * for each reply).
    */
-  async next(): Promise<Uint8Array | readonly [Uint8Array, Uint8Array]> {
+  async next(): Promise<Uint8Array | readonly Uint8Array[]> {
     try {
       while (this.#rest === undefined) {
         if (this.#closed) return errorReply(STOPPED);
@@ -101,32 +112,50 @@ export class InputStream {
           this.#ended = true;
           continue;
         }
-        const chunk: unknown = step.value;
-        if (!(chunk instanceof Uint8Array)) {
-          this.close();
-          return errorReply(
-            `the request body could not be read: a chunk is ${describe(chunk)}, not a Uint8Array`,
-          );
-        }
-        if (chunk.length === 0) continue;
-        this.#received += chunk.length;
-        if (this.#received > this.size) {
-          this.close();
-          return errorReply(
-            `the request body was longer than its announced size of ${this.size} bytes`,
-          );
-        }
-        this.#rest = chunk;
+        const refused = this.#accept(step.value);
+        if (refused) return refused;
       }
-      const part = this.#rest.subarray(0, MAX_INPUT_CHUNK);
-      this.#rest = part.length < this.#rest.length ? this.#rest.subarray(part.length) : undefined;
-      this.#offset += part.length;
-      return [VALUE_HEAD, part];
+      const reply: Uint8Array[] = [VALUE_HEAD];
+      let room = MAX_INPUT_CHUNK;
+      while (this.#rest !== undefined) {
+        const part = this.#rest.subarray(0, room);
+        this.#rest = part.length < this.#rest.length ? this.#rest.subarray(part.length) : undefined;
+        this.#offset += part.length;
+        reply.push(part);
+        room -= part.length;
+        if (room === 0 || this.#rest !== undefined) break;
+        // What the source holds already goes in the same reply.
+        const ready = (this.#chunks as Partial<ReadyChunks>).takeReady?.();
+        if (ready === undefined) break;
+        const refused = this.#accept(ready);
+        if (refused) return refused;
+      }
+      return reply;
     } catch (error) {
       this.#ended = true;
       this.close();
       return errorReply(`the request body could not be read: ${messageOf(error)}`);
     }
+  }
+
+  /** Makes `chunk` the one being handed over; an error reply if it breaks the input's rules. */
+  #accept(chunk: unknown): Uint8Array | undefined {
+    if (!(chunk instanceof Uint8Array)) {
+      this.close();
+      return errorReply(
+        `the request body could not be read: a chunk is ${describe(chunk)}, not a Uint8Array`,
+      );
+    }
+    if (chunk.length === 0) return undefined;
+    this.#received += chunk.length;
+    if (this.#received > this.size) {
+      this.close();
+      return errorReply(
+        `the request body was longer than its announced size of ${this.size} bytes`,
+      );
+    }
+    this.#rest = chunk;
+    return undefined;
   }
 
   /**
