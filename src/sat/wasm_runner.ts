@@ -38,10 +38,8 @@ export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): Invocation
       body: input instanceof Uint8Array ? input : EMPTY,
       headers: header.headers,
       params: header.params,
-      state: Object.fromEntries(
-        Object.entries(header.state ?? {}).map((
-          [key, value],
-        ) => [key, Uint8Array.fromBase64(value)]),
+      state: header.state === undefined ? {} : Object.fromEntries(
+        Object.entries(header.state).map(([key, value]) => [key, Uint8Array.fromBase64(value)]),
       ),
     }, { signal });
     if (!result.ok) return { ok: false, code: result.code, message: result.message };

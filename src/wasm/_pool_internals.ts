@@ -32,6 +32,11 @@ export interface PoolRunnable extends RunnableSpec {
   readsRequest: boolean;
   /** Whom `env.fetch_url` may reach; the pool's own policy if undefined. */
   fetch: FetchPolicy | undefined;
+  /**
+   * Every import of the module stays inside its instance (_inline_lane.ts `isInlineable`): its
+   * short jobs may run on the pool's own thread.
+   */
+  inlineable: boolean;
 }
 
 /**

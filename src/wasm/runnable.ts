@@ -7,6 +7,7 @@
 
 import { fetchPolicy } from "./_fetch_call.ts";
 import { IMPORT_MODULES, isSupportedImport } from "./_host.ts";
+import { isInlineable } from "./_inline_lane.ts";
 import { isStreamedInput, type StreamedInput } from "./_input_call.ts";
 import { instrument, MAX_WASM32_PAGES } from "./_instrument.ts";
 import {
@@ -300,6 +301,7 @@ export class Runnable {
       readsRequest,
       secrets: secrets ?? pool.secrets,
       fetch,
+      inlineable: isInlineable(module),
     };
     return new Runnable(runnable, pool, unsupported, maxOutputBytes);
   }

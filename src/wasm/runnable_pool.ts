@@ -18,6 +18,26 @@
  * {@linkcode INTERRUPT_GRACE_MS} is terminated and replaced. One timer per busy worker (not per
  * job) watches the job it runs, from the start time the worker writes in the channel.
  *
+ * Short jobs of self-contained runnables skip the workers: the inline lane (_inline_lane.ts) runs
+ * them on the pool's own thread, because handing a tiny job to a worker and reading its answer
+ * back costs more than running it (~35 µs a job: the channel's `Atomics.notify`, the `waitAsync`
+ * wakeups, the worker's CPU). They run in the same pump as the batches, one after the other in
+ * the order they came, not within `Runnable.run`: jobs of one turn are still queued when it ends,
+ * so `close()` and abort signals treat them as any queued job. Eligible: a runnable that imports
+ * only `env` functions that stay inside its instance (results, logs, the request, headers,
+ * secrets, FFI results and variables) and WASI's, never the cache, fetch, GraphQL, the database
+ * or static files (their calls wait for this thread, which would deadlock); a whole input of at
+ * most 64 KiB (never a streamed one). Such a job runs in an instance of the lane's own, reset
+ * after each job as in a worker, with a budget of 2 ms (`INLINE_BUDGET_MS`, or its time limit if
+ * shorter; 10 ms for a runnable's first job, which also compiles and takes the snapshot) that a
+ * small watchdog worker enforces through the instance's interrupt word. A job that runs over the
+ * budget (its first, with the module's start functions, too) is dropped without effect (its
+ * result and logs discarded) and run again in a worker as usual; after 3 such overruns (one taken
+ * back per 1 000 jobs within the budget) the runnable's jobs go to workers for the pool's life.
+ * One overrun alone does not demote: on a busy machine the OS or V8 sometimes holds the thread
+ * for a few ms during any job (_inline_lane.ts). A trap, an error or the memory limit within the
+ * budget is the job's answer, as in a worker.
+ *
  * @module
  */
 
@@ -45,6 +65,7 @@ import { isStaticFileCall, serveStaticFileCall } from "./_static_file_call.ts";
 import type { CacheBackend, DatabaseBackend, StaticFiles } from "./host_services.ts";
 import { RunnableCache } from "./runnable_cache.ts";
 import { workerUrl } from "./_worker_source.ts";
+import { InlineLane, MAX_INLINE_INPUT } from "./_inline_lane.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 2;
@@ -154,6 +175,8 @@ interface Job {
   retry: ReturnType<typeof setInterval> | undefined;
   /** Set once the job was interrupted: when the worker is given up. */
   grace: ReturnType<typeof setTimeout> | undefined;
+  /** The inline lane has yet to see the job (its runnable and input may run there). */
+  inline: boolean;
 }
 
 interface Slot {
@@ -197,6 +220,11 @@ const EMPTY = new Uint8Array(0);
  * the first job) and keep one instance per runnable they have run, reset to its state after
  * initialisation once each job is answered (no job sees what another wrote).
  *
+ * Short jobs of runnables that reach nothing outside their instance run on the pool's own thread
+ * instead (the inline lane, see the module doc), within a 2 ms budget each; a job that runs over
+ * it is run again in a worker, and a runnable whose jobs keep doing so goes back to the workers
+ * for good. {@linkcode RunnablePool.inlineJobs} counts the jobs the lane answered.
+ *
  * @example
  * ```ts
  * using pool = new RunnablePool({ concurrency: navigator.hardwareConcurrency });
@@ -232,6 +260,10 @@ export class RunnablePool {
   #adopted = false;
   #users = 0;
   #pumpSoon = false;
+  readonly #lane: InlineLane;
+  #inlineJobs = 0;
+  /** Queued jobs with `inline` set: the next pump offers them to the lane. */
+  #inlineWaiting = 0;
 
   /**
    * Makes a pool; no worker starts before the first job.
@@ -262,6 +294,7 @@ export class RunnablePool {
     this.authHeaders = policy.authHeaders;
     this.fetchTimeoutMs = policy.timeoutMs;
     this.fetchMaxBytes = policy.maxBytes;
+    this.#lane = new InlineLane({ workerPermissions: permissions });
   }
 
   /** Whether {@linkcode RunnablePool.close} was called. */
@@ -270,12 +303,21 @@ export class RunnablePool {
   }
 
   /**
-   * Stops every worker. Queued and running jobs reject with an `Error`; later jobs too.
-   * Calling it again does nothing.
+   * Jobs answered on the pool's own thread so far, by the inline lane (a statistic; a job that
+   * ran over the lane's budget and went to a worker is not counted).
+   */
+  get inlineJobs(): number {
+    return this.#inlineJobs;
+  }
+
+  /**
+   * Stops every worker, the inline lane's watchdog too. Queued and running jobs reject with an
+   * `Error`; later jobs too. Calling it again does nothing.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#lane.close();
     const error = new Error("the runnable pool was closed");
     for (const job of this.#queue.splice(0)) this.#settle(job, { error });
     for (const slot of this.#slots.splice(0)) {
@@ -337,7 +379,9 @@ export class RunnablePool {
         index: -1,
         retry: undefined,
         grace: undefined,
+        inline: whole && runnable.inlineable && input.length <= MAX_INLINE_INPUT,
       };
+      if (job.inline) this.#inlineWaiting++;
       if (signal) {
         job.onAbort = () => this.#abort(job);
         signal.addEventListener("abort", job.onAbort, { once: true });
@@ -372,12 +416,13 @@ export class RunnablePool {
   }
 
   /**
-   * A runnable was closed: workers drop its module and instance (a busy worker once its batch
-   * is answered, as jobs of it may be in that batch).
+   * A runnable was closed: the inline lane and the workers drop its module and instance (a busy
+   * worker once its batch is answered, as jobs of it may be in that batch).
    * @ignore internal to src/wasm/
    */
   [RELEASE](key: number): void {
     this.#users--;
+    this.#lane.release(key);
     for (const slot of this.#slots) {
       if (!slot.loaded.has(key)) continue;
       if (slot.batch.length > 0) slot.forget.push(key);
@@ -392,8 +437,13 @@ export class RunnablePool {
     return id;
   }
 
-  /** Hands queued jobs to idle workers, and starts workers for jobs that wait. */
+  /**
+   * Runs the queued jobs the inline lane takes, then hands the others to idle workers and starts
+   * workers for jobs that wait.
+   */
   #pump(): void {
+    if (this.#closed) return;
+    if (this.#inlineWaiting > 0) this.#runInline();
     if (this.#closed) return;
     // Each worker's share of what waits now; what remains goes to whichever is free first.
     const share = Math.min(MAX_BATCH, Math.ceil(this.#queue.length / this.concurrency));
@@ -408,6 +458,49 @@ export class RunnablePool {
       if (this.#slots.length >= this.concurrency) break;
       this.#spawn();
     }
+  }
+
+  /**
+   * Runs, in order, the queued jobs that the inline lane takes; one that runs over the lane's
+   * budget goes back to the front of the queue, for a worker.
+   */
+  #runInline(): void {
+    this.#inlineWaiting = 0;
+    const lane = this.#lane;
+    const queue = this.#queue;
+    const taken: Job[] = [];
+    let kept = 0;
+    for (const job of queue) {
+      if (job.inline && lane.accepts(job.runnable, job.input.length)) taken.push(job);
+      else queue[kept++] = job;
+      job.inline = false;
+    }
+    if (taken.length === 0) return;
+    queue.length = kept;
+    const fallback: Job[] = [];
+    const closed = () => ({ error: new Error("the runnable pool was closed") });
+    for (const job of taken) {
+      // A log callback may have aborted the job or closed the pool meanwhile.
+      if (job.settled) continue;
+      if (this.#closed) {
+        this.#settle(job, closed());
+        continue;
+      }
+      const { runnable, request } = job;
+      const answer = lane.accepts(runnable, job.input.length)
+        ? lane.run(runnable, job.id, job.input, request)
+        : undefined;
+      if (!answer) {
+        // Over the budget, without effect (or its runnable went over meanwhile): a worker runs it.
+        fallback.push(job);
+        continue;
+      }
+      this.#inlineJobs++;
+      this.#emitLogs(runnable, request, answer.ident, answer.logs, answer.droppedLogs);
+      this.#settle(job, { result: answer.result });
+    }
+    if (!this.#closed) queue.unshift(...fallback);
+    else for (const job of fallback) this.#settle(job, closed());
   }
 
   /** An idle worker, preferably one that has an instance of runnable `key` already. */
@@ -628,7 +721,7 @@ export class RunnablePool {
         if (!job.settled) slot.posted.set(job.id, job);
         continue;
       }
-      this.#emitLogs(job, answer.ident, answer.logs, answer.dropped);
+      this.#emitLogs(job.runnable, job.request, answer.ident, answer.logs, answer.dropped);
       this.#settle(job, { result: answer.result });
     }
   }
@@ -654,7 +747,7 @@ export class RunnablePool {
     if (!job) return;
     slot.posted.delete(job.id);
     this.#clearTimers(job);
-    this.#emitLogs(job, message.ident, message.logs, message.droppedLogs);
+    this.#emitLogs(job.runnable, job.request, message.ident, message.logs, message.droppedLogs);
     this.#settle(job, { result: message.result });
   }
 
@@ -827,9 +920,14 @@ export class RunnablePool {
     else job.resolve(outcome.result);
   }
 
-  #emitLogs(job: Job, ident: number, logs: JobLog[], droppedLogs: number): void {
-    const runnable = job.runnable;
-    const fields = { runnable: runnable.name, ident, requestId: job.request?.id };
+  #emitLogs(
+    runnable: PoolRunnable,
+    request: RequestInfo | undefined,
+    ident: number,
+    logs: JobLog[],
+    droppedLogs: number,
+  ): void {
+    const fields = { runnable: runnable.name, ident, requestId: request?.id };
     for (const { level, message } of logs) {
       this.#log(runnable, LEVELS[level] ?? "info", message, fields);
     }
