@@ -144,6 +144,18 @@ export interface JobStateOptions {
   readInput?: () => Uint8Array;
 }
 
+const idents = new Uint32Array(256);
+let nextIdent = idents.length;
+
+/** A random non-negative int32: a job's `ident`, as Reactr picks it. */
+export function randomIdent(): number {
+  if (nextIdent === idents.length) {
+    crypto.getRandomValues(idents);
+    nextIdent = 0;
+  }
+  return idents[nextIdent++]! >>> 1;
+}
+
 /** The per-job slot that host calls carrying the job's `ident` write into. */
 export class JobState {
   readonly ident: number;

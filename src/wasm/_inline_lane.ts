@@ -59,7 +59,7 @@
  * @module
  */
 
-import { JobState, RunnableInstance } from "./_host.ts";
+import { JobState, randomIdent, RunnableInstance } from "./_host.ts";
 import { INTERRUPTED } from "./_instrument.ts";
 import type { PoolRunnable } from "./_pool_internals.ts";
 import type { JobLog } from "./_protocol.ts";
@@ -386,16 +386,4 @@ export class InlineLane {
 /** `performance.timeOrigin + now` in µs, modulo 2^32 (what the watchdog compares). */
 function micros(now: number): number {
   return Math.floor((performance.timeOrigin + now) * 1000) | 0;
-}
-
-const idents = new Uint32Array(256);
-let nextIdent = idents.length;
-
-/** A random non-negative int32, as Reactr picks a job's identifier (as the pool workers do). */
-function randomIdent(): number {
-  if (nextIdent === idents.length) {
-    crypto.getRandomValues(idents);
-    nextIdent = 0;
-  }
-  return idents[nextIdent++]! >>> 1;
 }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { JobState, RunnableInstance } from "./_host.ts";
+import { JobState, randomIdent, RunnableInstance } from "./_host.ts";
 import {
   CALL_TIMEOUT_MS,
   clock,
@@ -215,18 +215,6 @@ function instanceOf(key: number): RunnableInstance | string {
   }
   adopt(key, instance);
   return instance;
-}
-
-const idents = new Uint32Array(256);
-let nextIdent = idents.length;
-
-/** A random non-negative int32, as Reactr picks a job's identifier. */
-function randomIdent(): number {
-  if (nextIdent === idents.length) {
-    crypto.getRandomValues(idents);
-    nextIdent = 0;
-  }
-  return idents[nextIdent++]! >>> 1;
 }
 
 function failed(message: string): RunResult {
