@@ -15,6 +15,8 @@
  * @module
  */
 
+import { concatBytes } from "../src/wire/mod.ts";
+
 /** Cases per in-process surface when nothing is set: at least 100k, as CI requires. */
 export const DEFAULT_FUZZ_CASES = 100_000;
 /** How much STRATOS_LONG=1 multiplies the case counts by. */
@@ -230,15 +232,7 @@ function writeBigEndian(bytes: Uint8Array, offset: number, size: number, value: 
 
 /** Concatenates byte arrays into a new one. */
 export function join(...parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Text mutation for text formats (YAML, HTTP): byte mutations plus token-level ones. */

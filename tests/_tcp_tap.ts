@@ -5,6 +5,8 @@
  * @module
  */
 
+import { concatBytes } from "../src/wire/mod.ts";
+
 /** A running tap. */
 export class TcpTap {
   readonly #listener: Deno.TcpListener;
@@ -33,7 +35,7 @@ export class TcpTap {
 
   /** True when `needle` appears anywhere in the recorded traffic of one connection direction. */
   contains(needle: Uint8Array): boolean {
-    return this.#streams.some((chunks) => indexOf(join(chunks), needle) >= 0);
+    return this.#streams.some((chunks) => indexOf(concatBytes(chunks), needle) >= 0);
   }
 
   async close(): Promise<void> {
@@ -91,16 +93,6 @@ export class TcpTap {
       }
     }
   }
-}
-
-function join(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 function indexOf(haystack: Uint8Array, needle: Uint8Array): number {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   BatchedFrameWriter,
+  concatBytes,
   ConnTransport,
   encodeDataFrame,
   encodeFrame,
@@ -81,7 +82,7 @@ Deno.test("FrameDecoder.nextView gives the same bodies as next, without copying"
   const decoder = new FrameDecoder(100);
   const first = Uint8Array.of(1, 2, 3);
   const second = Uint8Array.of(4);
-  decoder.push(concat(encodeFrame(first), encodeFrame(second)));
+  decoder.push(concatBytes([encodeFrame(first), encodeFrame(second)]));
   const view = decoder.nextView()!;
   assert.deepEqual(view, first);
   assert.deepEqual(decoder.next(), second);
@@ -106,11 +107,11 @@ Deno.test("BatchedFrameWriter joins the frames of one turn into one write, in or
   assert.equal(writer.queuedBytes, 5 + 6 + 4 + 5 + 3);
   await writer.drain();
   assert.deepEqual(writes, [
-    concat(
+    concatBytes([
       encodeRelayFrame({ type: "ping" }),
       encodeFrame(Uint8Array.of(7, 7)),
       encodeDataFrame(5, Uint8Array.of(9, 8, 7)),
-    ),
+    ]),
   ]);
   assert.equal(writer.queuedBytes, 0);
   // A sink that takes a few bytes at a time still gets everything, in order.
@@ -126,19 +127,12 @@ Deno.test("BatchedFrameWriter joins the frames of one turn into one write, in or
   await Promise.resolve();
   slowWriter.writeBody(Uint8Array.of(1)); // queued while the first batch is being written
   await slowWriter.drain();
-  assert.deepEqual(concat(...slow), concat(encodeDataFrame(1, big), encodeFrame(Uint8Array.of(1))));
+  assert.deepEqual(
+    concatBytes(slow),
+    concatBytes([encodeDataFrame(1, big), encodeFrame(Uint8Array.of(1))]),
+  );
   assert.throws(
     () => slowWriter.writeDataFrame(1, new Uint8Array(MAX_LINK_MESSAGE_LEN + 1)),
     RangeError,
   );
 });
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

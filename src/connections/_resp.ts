@@ -16,6 +16,8 @@
  * @module
  */
 
+import { concatBytes } from "../wire/mod.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const CR = 13;
@@ -64,13 +66,7 @@ export function encodeCommand(args: readonly (string | Uint8Array)[]): Uint8Arra
     const bytes = typeof a === "string" ? encoder.encode(a) : a;
     parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /**

@@ -38,6 +38,7 @@ import {
   terminateMessage,
   utf8,
 } from "./_pg_protocol.ts";
+import { concatBytes } from "../wire/mod.ts";
 import { saslText, ScramClient } from "./_scram.ts";
 import type { PostgresConfig } from "./postgres_config.ts";
 import { DatabaseConnectionError } from "./database_connection_error.ts";
@@ -314,7 +315,7 @@ export class PostgresConnection {
     }
     if (values) out.push(bindMessage(statement.name, values), executeMessage());
     out.push(syncMessage());
-    await this.#write(concat(out));
+    await this.#write(concatBytes(out));
 
     let error: PostgresError | undefined;
     let command = "";
@@ -753,14 +754,4 @@ async function openTransport(config: PostgresConfig): Promise<Transport> {
 export function describeTarget(config: PostgresConfig): string {
   const where = config.socketPath ?? `${config.hostname}:${config.port}`;
   return `${where}/${config.database}`;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

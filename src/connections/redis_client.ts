@@ -16,6 +16,7 @@ import {
   RespProtocolError,
   type RespValue,
 } from "./_resp.ts";
+import { concatBytes } from "../wire/mod.ts";
 import { DatabaseConnectionError } from "./database_connection_error.ts";
 import { RedisError } from "./redis_error.ts";
 
@@ -110,12 +111,7 @@ class Session {
     this.#flushScheduled = false;
     const parts = this.#outbox;
     this.#outbox = [];
-    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p, at);
-      at += p.length;
-    }
+    const bytes = concatBytes(parts);
     this.#writing = this.#writing.then(async () => {
       if (this.#failure) return;
       try {

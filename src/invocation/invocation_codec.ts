@@ -129,6 +129,25 @@ export type ResultHeader =
     readonly notRun?: true;
   };
 
+/**
+ * How an invocation ended: what a RESULT and the output after it carry, the sat's runner gives
+ * and the proxy's caller gets.
+ */
+export type InvocationOutcome =
+  | {
+    readonly ok: true;
+    readonly output: Uint8Array;
+    /** Response headers the function set. */
+    readonly headers?: Readonly<Record<string, string>>;
+  }
+  | {
+    readonly ok: false;
+    readonly code: number;
+    readonly message: string;
+    /** The sat did not run it (at its limit): another sat may. */
+    readonly notRun?: true;
+  };
+
 /** A decoded message. */
 export type InvocationMessage =
   | ({ readonly type: typeof HELLO } & Hello)

@@ -18,6 +18,7 @@ import {
   encodeWithBody,
   HELLO,
   type Hello,
+  type InvocationOutcome,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
@@ -48,20 +49,7 @@ export class OutputTooLargeError extends RangeError {
 }
 
 /** How an invocation ended on the sat. */
-export type InvokeOutcome =
-  | {
-    readonly ok: true;
-    readonly output: Uint8Array;
-    /** Response headers the function set. */
-    readonly headers?: Readonly<Record<string, string>>;
-  }
-  | {
-    readonly ok: false;
-    readonly code: number;
-    readonly message: string;
-    /** The sat did not run it (at its limit): another sat may. */
-    readonly notRun?: true;
-  };
+export type InvokeOutcome = InvocationOutcome;
 
 /**
  * How an invocation ended, its output as bytes when it came in one message, else as a stream

@@ -21,6 +21,7 @@ import {
   encodeWindow,
   encodeWithBody,
   type Hello,
+  type InvocationOutcome,
   InvocationProtocolError,
   INVOKE,
   type InvokeHeader,
@@ -39,21 +40,8 @@ const EMPTY = new Uint8Array(0);
 
 const NO_DELIVERY = "this sat runs only its own runnables (it was started with --runnables)";
 
-/** What running an invocation gives. */
-export type RunOutcome =
-  | {
-    readonly ok: true;
-    readonly output: Uint8Array;
-    /** Response headers the function set. */
-    readonly headers?: Readonly<Record<string, string>>;
-  }
-  | {
-    readonly ok: false;
-    readonly code: number;
-    readonly message: string;
-    /** Nothing ran: the proxy may send it to another sat. */
-    readonly notRun?: true;
-  };
+/** What running an invocation gives (`notRun`: nothing ran, another sat may run it). */
+export type RunOutcome = InvocationOutcome;
 
 /**
  * A request body still arriving: `chunks` yields it as the proxy sends it, under flow control

@@ -25,6 +25,7 @@
  * @module
  */
 
+import { concatBytes } from "../wire/mod.ts";
 import { errorReply, valueReply } from "./_call_reply.ts";
 import { MAX_CALL_BYTES } from "./_job_channel.ts";
 
@@ -274,7 +275,7 @@ export async function policyFetch(
       const ok = response.status >= 200 && response.status < 300;
       const read = await readBounded(response, ok ? policy.maxBytes : MAX_ERROR_BODY);
       if (!ok) {
-        const bytes = read.over ? concat([read.bytes, encoder.encode("...")]) : read.bytes;
+        const bytes = read.over ? concatBytes([read.bytes, encoder.encode("...")]) : read.bytes;
         return { ok: false, status: response.status, bytes };
       }
       if (read.over) {
@@ -428,20 +429,10 @@ async function readBounded(
       chunks.push(value.subarray(0, room));
       size = limit;
       await reader.cancel();
-      return { bytes: concat(chunks, size), over: true };
+      return { bytes: concatBytes(chunks), over: true };
     }
     chunks.push(value);
     size += value.length;
   }
-  return { bytes: concat(chunks, size), over: false };
-}
-
-function concat(chunks: Uint8Array[], size = chunks.reduce((n, c) => n + c.length, 0)): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
+  return { bytes: concatBytes(chunks), over: false };
 }
