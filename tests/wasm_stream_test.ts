@@ -17,6 +17,8 @@ import {
   type StreamedInput,
 } from "../src/wasm/mod.ts";
 
+import { copyFromShared } from "../src/wasm/_job_channel.ts";
+
 const repo = new URL("../", import.meta.url);
 const ECHO_FILE = new URL("tests/wasm/echo.wasm", repo);
 const PROBE_FILE = new URL("tests/wasm/stream_probe.wasm", repo);
@@ -446,4 +448,28 @@ Deno.test("a reply carries every chunk the source holds already, up to MAX_INPUT
   // other chunks taken at hand.
   assert.ok(chunks.waited <= 6, `the pool waited for ${chunks.waited} chunks`);
   assert.equal(chunks.takenReady + chunks.waited - 1, count);
+});
+
+Deno.test("copyFromShared copies out of shared memory at every alignment", () => {
+  const shared = new Uint8Array(new SharedArrayBuffer(300_000));
+  crypto.getRandomValues(shared.subarray(0, 65536));
+  crypto.getRandomValues(shared.subarray(65536, 131072));
+  crypto.getRandomValues(shared.subarray(131072, 196608));
+  const target = new Uint8Array(300_000);
+  for (const from of [0, 3, 8, 13]) {
+    for (const to of [0, 1, 6, 8, 21]) {
+      for (const length of [0, 100, 4099, 150_001]) {
+        target.fill(0);
+        const source = shared.subarray(from, from + length);
+        copyFromShared(target, to, source);
+        assert.deepEqual(
+          target.subarray(to, to + length),
+          source.slice(),
+          `${from}→${to} ×${length}`,
+        );
+        assert.equal(target[to + length], 0, "nothing written past the end");
+        if (to > 0) assert.equal(target[to - 1], 0, "nothing written before the start");
+      }
+    }
+  }
 });

@@ -25,6 +25,13 @@ export type OutgoingBody = Uint8Array | AsyncIterable<Uint8Array>;
 const EMPTY = new Uint8Array(0);
 
 /**
+ * The largest BODY chunk of a stream: MAX_CHUNK_LEN rounded down to a multiple of 8, so that a
+ * receiver that joins consecutive chunks (a sat feeding a Wasm instance) finds each equally
+ * aligned as the first, and copies it to and from shared memory word by word.
+ */
+const STREAM_CHUNK_LEN = MAX_CHUNK_LEN & ~7;
+
+/**
  * Sends `header` and `body` as invocation `id`.
  *
  * @param wanted false once the receiver no longer wants the body (cancelled, or answered)
@@ -59,10 +66,10 @@ export async function sendWithBody(
   const parts: Uint8Array[] = [];
   let buffered = 0;
   const flush = async (all: boolean) => {
-    while (buffered >= MAX_CHUNK_LEN || (all && buffered > 0)) {
+    while (buffered >= STREAM_CHUNK_LEN || (all && buffered > 0)) {
       if (failure !== undefined) throw failure;
       if (!wanted()) return;
-      const n = await window.reserve(Math.min(MAX_CHUNK_LEN, buffered));
+      const n = await window.reserve(Math.min(STREAM_CHUNK_LEN, buffered));
       if (!wanted()) return;
       const [message, offset] = allocateBody(id, n, false);
       for (let filled = 0; filled < n;) {

@@ -59,7 +59,7 @@ import { encodeDatabaseCall } from "./_database_call.ts";
 import { encodeFetchCall, MAX_FETCH_TIMEOUT_MS } from "./_fetch_call.ts";
 import { encodeGraphqlCall } from "./_graphql_call.ts";
 import { INPUT_ERROR_CODE } from "./_input_call.ts";
-import { CALL_TIMEOUT_MS, STREAMED_BODY } from "./_job_channel.ts";
+import { CALL_TIMEOUT_MS, copyFromShared, STREAMED_BODY } from "./_job_channel.ts";
 import { FIELD_BODY, FIELD_META, requestField, setRequestField } from "./_request_field.ts";
 import { encodeStaticFileCall } from "./_static_file_call.ts";
 import type { QueryVariable } from "./host_services.ts";
@@ -450,7 +450,7 @@ export class RunnableInstance {
           `the request body was longer than its announced size of ${size} bytes`,
         );
       }
-      target.set(reply.subarray(1), offset);
+      copyFromShared(target, offset, reply.subarray(1));
       offset += length;
     }
     if (offset < size) {
