@@ -3,14 +3,17 @@ import {
   BatchedFrameWriter,
   concatBytes,
   ConnTransport,
+  DATA_HEADER_LEN,
   encodeDataFrame,
   encodeFrame,
   encodeRelayFrame,
   FrameDecoder,
   FrameError,
+  LENGTH_PREFIX_LEN,
   MAX_LINK_MESSAGE_LEN,
   memoryTransportPair,
   TransportClosedError,
+  WRITE_BATCH_LEN,
 } from "../src/wire/mod.ts";
 
 Deno.test("FrameDecoder reassembles frames delivered one byte at a time", () => {
@@ -135,4 +138,28 @@ Deno.test("BatchedFrameWriter joins the frames of one turn into one write, in or
     () => slowWriter.writeDataFrame(1, new Uint8Array(MAX_LINK_MESSAGE_LEN + 1)),
     RangeError,
   );
+});
+
+Deno.test("BatchedFrameWriter streams a burst through reused buffers, and lets them go when idle", async () => {
+  let written = 0;
+  const writer = new BatchedFrameWriter({
+    write: (bytes: Uint8Array) => {
+      written += bytes.length;
+      return Promise.resolve(bytes.length);
+    },
+  }, { onError: () => assert.fail("no error") });
+  const message = new Uint8Array(60_000);
+  const frame = LENGTH_PREFIX_LEN + DATA_HEADER_LEN + message.length;
+  for (let burst = 0; burst < 3; burst++) {
+    for (let i = 0; i < 16; i++) writer.writeDataFrame(1, message);
+    assert.equal(writer.queuedBytes, 16 * frame);
+    await writer.drain();
+  }
+  assert.equal(written, 3 * 16 * frame);
+  assert.equal(writer.queuedBytes, 0);
+  // A burst of 1 MiB left its buffers for the next one, then an idle second lets all but one go.
+  assert(writer.retainedBytes > WRITE_BATCH_LEN, `retained ${writer.retainedBytes}`);
+  await new Promise((resolve) => setTimeout(resolve, 2_200));
+  assert(writer.retainedBytes <= WRITE_BATCH_LEN, `retained ${writer.retainedBytes}`);
+  writer.close();
 });

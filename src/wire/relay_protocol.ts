@@ -680,10 +680,17 @@ export interface BatchedFrameWriterOptions {
 }
 
 /**
- * A writer keeps a batch buffer of up to this many bytes for reuse between writes; a larger one
- * (grown for a burst) is let go once written, so an idle connection holds little memory.
+ * A writer's batch buffer grows by doubling up to this size; beyond it, a burst fills further
+ * buffers of this size, written one after the other, instead of growing one and copying it.
+ * Up to {@link SPARE_BATCHES} buffers of at most this size are kept for reuse once written, so
+ * a steady stream (a 1 MiB window of 64 KiB messages at a time) allocates nothing; a writer idle
+ * for {@link SPARE_IDLE_MS} keeps one.
  */
 export const WRITE_BATCH_LEN = 256 * 1024;
+/** Written batch buffers kept for reuse while busy (the one being filled is not counted). */
+const SPARE_BATCHES = 4;
+/** How long a writer stays idle before it lets all but one spare buffer go (about). */
+const SPARE_IDLE_MS = 1000;
 
 /**
  * The first batch buffer a writer allocates; it doubles as needed and a busy connection keeps
@@ -700,10 +707,10 @@ const EMPTY_BATCH = new Uint8Array(0);
  * caller: callers bound what they queue (link credit) and watch
  * {@link BatchedFrameWriter.queuedBytes}.
  *
- * Frames are copied into one of two reused batch buffers as they are queued: one is being
- * written while the other fills. So queuing costs a memory copy and no allocation (in Deno every
- * new ArrayBuffer costs about a microsecond), and the caller may reuse its bytes at once, e.g.
- * pass a view into a read buffer.
+ * Frames are copied into reused batch buffers as they are queued: one is being written while
+ * the next fills. So queuing costs a memory copy and no allocation (in Deno every new
+ * ArrayBuffer costs about a microsecond, and a large one as much again to zero it), and the
+ * caller may reuse its bytes at once, e.g. pass a view into a read buffer.
  *
  * @example
  * ```ts
@@ -711,6 +718,7 @@ const EMPTY_BATCH = new Uint8Array(0);
  * writer.writeFrame(encodeRelayFrame({ type: "ping" }));
  * writer.writeBody(body); // a frame body: the writer adds the length prefix
  * writer.writeDataFrame(linkId, payload); // a DATA frame built straight into the batch
+ * writer.writeDataFrame(linkId, [head, rest]); // ... from parts, joined there
  * ```
  */
 export class BatchedFrameWriter {
@@ -719,14 +727,24 @@ export class BatchedFrameWriter {
   /** The batch being filled, and how many bytes of it are queued. */
   #batch: Uint8Array = EMPTY_BATCH;
   #batchLen = 0;
-  /** The other buffer: being written, or idle and ready to swap in. */
-  #spare: Uint8Array = EMPTY_BATCH;
+  /** Filled batches waiting for their write, oldest first, and their bytes in all. */
+  readonly #full: Uint8Array[] = [];
+  #fullLen = 0;
+  /** Written batches ready to be filled again. */
+  readonly #spares: Uint8Array[] = [];
   /** Bytes of the batch being written that are not yet written. */
   #writing = 0;
   #flushing = false;
   #closed = false;
   #task: Promise<void> = Promise.resolve();
   #drainWaiters: (() => void)[] = [];
+  /** Flushes started; the idle sweep compares it with what it saw last time. */
+  #flushes = 0;
+  #flushesSwept = -1;
+
+  /** Writers holding more than one spare, and the timer that trims the idle ones. */
+  static readonly #holding = new Set<BatchedFrameWriter>();
+  static #sweeper: ReturnType<typeof setInterval> | undefined;
 
   /**
    * @param sink Where the bytes go (the writer owns writing to it from now on).
@@ -739,12 +757,19 @@ export class BatchedFrameWriter {
 
   /** Bytes queued or being written, length prefixes included. */
   get queuedBytes(): number {
-    return this.#batchLen + this.#writing;
+    return this.#batchLen + this.#fullLen + this.#writing;
   }
 
   /** True once closed (by {@link BatchedFrameWriter.close} or a failed write). */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Bytes of the buffers kept for reuse (the batch being filled and the spares). */
+  get retainedBytes(): number {
+    let bytes = this.#batch.length;
+    for (const spare of this.#spares) bytes += spare.length;
+    return bytes;
   }
 
   /** Queues a whole frame (length prefix included), copied. Ignored once closed. */
@@ -764,24 +789,36 @@ export class BatchedFrameWriter {
 
   /**
    * Queues a whole DATA frame, the same bytes as {@link encodeDataFrame} gives, built straight
-   * into the batch: the hot path of every link. Ignored once closed.
+   * into the batch: the hot path of every link. The payload may come in parts, which are joined
+   * there (a sealed message's header, ciphertext and tag need no buffer of their own). Ignored
+   * once closed.
    *
    * @throws {RangeError} when the payload is too long or the id out of range.
    */
-  writeDataFrame(linkId: number, payload: Uint8Array): void {
+  writeDataFrame(linkId: number, payload: Uint8Array | readonly Uint8Array[]): void {
     checkLinkId(linkId);
-    if (payload.length > MAX_LINK_MESSAGE_LEN) {
+    let length = 0;
+    if (payload instanceof Uint8Array) length = payload.length;
+    else for (const part of payload) length += part.length;
+    if (length > MAX_LINK_MESSAGE_LEN) {
       throw new RangeError(
-        `a link message of ${payload.length} bytes exceeds the maximum of ${MAX_LINK_MESSAGE_LEN}`,
+        `a link message of ${length} bytes exceeds the maximum of ${MAX_LINK_MESSAGE_LEN}`,
       );
     }
     if (this.#closed) return;
-    const at = this.#reserve(LENGTH_PREFIX_LEN + DATA_HEADER_LEN + payload.length);
+    const at = this.#reserve(LENGTH_PREFIX_LEN + DATA_HEADER_LEN + length);
     const batch = this.#batch;
-    writeU32(batch, at, DATA_HEADER_LEN + payload.length);
+    writeU32(batch, at, DATA_HEADER_LEN + length);
     batch[at + LENGTH_PREFIX_LEN] = RelayMessageType.DATA;
     writeU32(batch, at + LENGTH_PREFIX_LEN + 1, linkId);
-    batch.set(payload, at + LENGTH_PREFIX_LEN + DATA_HEADER_LEN);
+    let to = at + LENGTH_PREFIX_LEN + DATA_HEADER_LEN;
+    if (payload instanceof Uint8Array) batch.set(payload, to);
+    else {
+      for (const part of payload) {
+        batch.set(part, to);
+        to += part.length;
+      }
+    }
   }
 
   /** Resolves once everything queued so far is written, or the writer is closed. */
@@ -800,23 +837,39 @@ export class BatchedFrameWriter {
     if (this.#closed) return;
     this.#closed = true;
     // The buffer being written, if any, stays referenced by that write until it settles.
-    this.#batch = this.#spare = EMPTY_BATCH;
+    this.#batch = EMPTY_BATCH;
     this.#batchLen = 0;
+    this.#full.length = 0;
+    this.#fullLen = 0;
+    this.#spares.length = 0;
+    BatchedFrameWriter.#holding.delete(this);
     this.#writing = 0;
     this.#wakeDrainWaiters();
   }
 
   /** Room for `size` more bytes in the batch; returns where they go and counts them queued. */
   #reserve(size: number): number {
-    const at = this.#batchLen;
+    let at = this.#batchLen;
     if (at + size > this.#batch.length) {
-      const grown = new Uint8Array(Math.max(INITIAL_BATCH_LEN, this.#batch.length * 2, at + size));
-      grown.set(this.#batch.subarray(0, at));
-      this.#batch = grown;
+      if (at > 0 && this.#batch.length >= WRITE_BATCH_LEN) {
+        // A burst: this batch is written as it is, and the frame starts the next one.
+        this.#full.push(this.#batch.subarray(0, at));
+        this.#fullLen += at;
+        this.#batch = EMPTY_BATCH;
+        this.#batchLen = at = 0;
+      }
+      if (at === 0) this.#batch = this.#spares.pop() ?? EMPTY_BATCH;
+      if (at + size > this.#batch.length) {
+        const least = this.#full.length > 0 ? WRITE_BATCH_LEN : INITIAL_BATCH_LEN;
+        const grown = new Uint8Array(Math.max(least, this.#batch.length * 2, at + size));
+        grown.set(this.#batch.subarray(0, at));
+        this.#batch = grown;
+      }
     }
     this.#batchLen = at + size;
     if (!this.#flushing) {
       this.#flushing = true;
+      this.#flushes++;
       // A microtask later, so that every frame queued by the current task joins one write.
       this.#task = Promise.resolve().then(() => this.#flush());
     }
@@ -825,20 +878,28 @@ export class BatchedFrameWriter {
 
   async #flush(): Promise<void> {
     try {
-      while (!this.#closed && this.#batchLen > 0) {
-        // Swap: the filled batch is written while new frames go into the spare buffer.
-        const full = this.#batch;
-        const length = this.#batchLen;
-        this.#batch = this.#spare;
-        this.#batchLen = 0;
-        this.#writing = length;
-        let offset = 0;
-        while (offset < length) {
-          offset += await this.#sink.write(full.subarray(offset, length));
-          if (this.#closed) return;
-          this.#writing = length - offset;
+      while (!this.#closed && (this.#fullLen > 0 || this.#batchLen > 0)) {
+        // The oldest filled batch is written while new frames go into the current one; the
+        // current one is written once no filled one waits, and a spare takes its place.
+        let bytes = this.#full.shift();
+        if (bytes) this.#fullLen -= bytes.length;
+        else {
+          bytes = this.#batch.subarray(0, this.#batchLen);
+          this.#batch = EMPTY_BATCH;
+          this.#batchLen = 0;
         }
-        this.#spare = full.length > WRITE_BATCH_LEN ? EMPTY_BATCH : full;
+        this.#writing = bytes.length;
+        let offset = 0;
+        while (offset < bytes.length) {
+          offset += await this.#sink.write(bytes.subarray(offset));
+          if (this.#closed) return;
+          this.#writing = bytes.length - offset;
+        }
+        const written = new Uint8Array(bytes.buffer);
+        if (written.length <= WRITE_BATCH_LEN && this.#spares.length < SPARE_BATCHES) {
+          this.#spares.push(written);
+          if (this.#spares.length === 2) BatchedFrameWriter.#hold(this);
+        }
       }
     } catch (error) {
       if (!this.#closed) {
@@ -849,6 +910,29 @@ export class BatchedFrameWriter {
       this.#flushing = false;
       this.#wakeDrainWaiters();
     }
+  }
+
+  /** Lets `writer`'s extra spares go once it has been idle for a sweep interval. */
+  static #hold(writer: BatchedFrameWriter): void {
+    const holding = BatchedFrameWriter.#holding;
+    holding.add(writer);
+    if (BatchedFrameWriter.#sweeper !== undefined) return;
+    const sweeper = setInterval(() => {
+      for (const held of holding) {
+        if (held.#flushing || held.#flushes !== held.#flushesSwept) {
+          held.#flushesSwept = held.#flushes; // Busy since the last sweep: next time.
+          continue;
+        }
+        held.#spares.length = Math.min(held.#spares.length, 1);
+        holding.delete(held);
+      }
+      if (holding.size === 0) {
+        clearInterval(sweeper);
+        BatchedFrameWriter.#sweeper = undefined;
+      }
+    }, SPARE_IDLE_MS);
+    Deno.unrefTimer(Number(sweeper));
+    BatchedFrameWriter.#sweeper = sweeper;
   }
 
   #wakeDrainWaiters(): void {
