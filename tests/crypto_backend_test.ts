@@ -276,6 +276,25 @@ for (const backend of BACKENDS) {
     assert.deepEqual(aead.decrypt(key, NOISE_CHACHA_N, ad, ciphertext), RFC8439_PLAINTEXT);
   });
 
+  Deno.test(`${backend.name} backend: AEADs write the same ciphertext into a given buffer`, () => {
+    for (const name of ["ChaChaPoly", "AESGCM"] as const) {
+      const aead = backend.cipher(name);
+      const key = fromHex(RFC8439_KEY);
+      const ad = fromHex(RFC8439_AD);
+      const frame = new Uint8Array(9 + RFC8439_PLAINTEXT.length + 16).fill(0xee);
+      const out = frame.subarray(9);
+      assert.equal(aead.encrypt(key, 7n, ad, RFC8439_PLAINTEXT, out), out);
+      assert.deepEqual(out, aead.encrypt(key, 7n, ad, RFC8439_PLAINTEXT));
+      assert.deepEqual(frame.subarray(0, 9), new Uint8Array(9).fill(0xee), `${name} wrote before`);
+      assert.deepEqual(aead.decrypt(key, 7n, ad, out), RFC8439_PLAINTEXT);
+      assert.throws(
+        () => aead.encrypt(key, 7n, ad, RFC8439_PLAINTEXT, frame),
+        RangeError,
+        `${name} refuses an output of the wrong size`,
+      );
+    }
+  });
+
   Deno.test(`${backend.name} backend: AESGCM reproduces McGrew-Viega test cases 13 and 14 at n = 0`, () => {
     const aead = backend.cipher("AESGCM");
     assert.equal(aead.name, "AESGCM");

@@ -184,13 +184,17 @@ function makeAead(
 
   return {
     name,
-    encrypt(k, n, ad, plaintext) {
+    encrypt(k, n, ad, plaintext, out) {
       setNonce(k, n);
+      if (out) checkLength(`${name} output`, out, plaintext.length + TAGLEN);
       const cipher = createEncrypt(k, nonce);
       cipher.setAAD(ad, { plaintextLength: plaintext.length });
       const body = cipher.update(plaintext);
       cipher.final();
-      return appendTag(body, cipher.getAuthTag());
+      if (!out) return appendTag(body, cipher.getAuthTag());
+      out.set(body);
+      out.set(cipher.getAuthTag(), plaintext.length);
+      return out;
     },
     decrypt(k, n, ad, ciphertext) {
       setNonce(k, n);

@@ -73,9 +73,13 @@ function makeAead(
 ): Aead {
   return {
     name,
-    encrypt(k, n, ad, plaintext) {
+    encrypt(k, n, ad, plaintext, out) {
       checkLength(`${name} key`, k, KEYLEN);
-      return construct(k, nonceOf(n), ad).encrypt(plaintext);
+      if (out) checkLength(`${name} output`, out, plaintext.length + TAGLEN);
+      const ciphertext = construct(k, nonceOf(n), ad).encrypt(plaintext);
+      if (!out) return ciphertext;
+      out.set(ciphertext);
+      return out;
     },
     decrypt(k, n, ad, ciphertext) {
       checkLength(`${name} key`, k, KEYLEN);

@@ -70,12 +70,13 @@ export class CipherState {
   }
 
   /**
-   * EncryptWithAd(ad, plaintext). Throws NonceExhaustedError when n has reached 2^64-1.
+   * EncryptWithAd(ad, plaintext). Throws NonceExhaustedError when n has reached 2^64-1. With
+   * `out` (`plaintext.length + 16` bytes; a keyed state only) the ciphertext is written there.
    */
-  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array {
     if (this.#k === undefined) return plaintext;
     if (this.#n === MAX_NONCE) throw new NonceExhaustedError();
-    const ciphertext = this.#aead.encrypt(this.#k, this.#n, ad, plaintext);
+    const ciphertext = this.#aead.encrypt(this.#k, this.#n, ad, plaintext, out);
     this.#n++;
     return ciphertext;
   }

@@ -59,9 +59,17 @@ export interface Aead {
   /**
    * ENCRYPT(k, n, ad, plaintext): ciphertext with the 16-byte tag appended. The nonce is
    * formatted per cipher (ChaChaPoly: 4 zero bytes + 8-byte little-endian n; AESGCM: 4 zero
-   * bytes + 8-byte big-endian n). `n` must be in [0, 2^64-1].
+   * bytes + 8-byte big-endian n). `n` must be in [0, 2^64-1]. With `out` (exactly
+   * `plaintext.length + 16` bytes, not overlapping `plaintext`) the result is written there and
+   * `out` returned: a sender that frames it saves a buffer and a copy.
    */
-  encrypt(k: Uint8Array, n: bigint, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  encrypt(
+    k: Uint8Array,
+    n: bigint,
+    ad: Uint8Array,
+    plaintext: Uint8Array,
+    out?: Uint8Array,
+  ): Uint8Array;
   /** DECRYPT(k, n, ad, ciphertext). Throws AuthenticationError when the tag does not verify. */
   decrypt(k: Uint8Array, n: bigint, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
 }
