@@ -237,3 +237,25 @@ Deno.test("an authenticated batch frame that does not parse exactly ends the ses
     });
   }
 });
+
+Deno.test("frames sealed into one reused buffer open like fresh ones", () => {
+  const [a, b] = sessions();
+  const into = new Uint8Array(MAX_FRAME_LEN + 8).subarray(8); // not at the buffer's start
+  const big = crypto.getRandomValues(new Uint8Array(60_000));
+  const first = a.seal(big, into);
+  assert.equal(first.buffer, into.buffer);
+  assert.equal(first.byteOffset, into.byteOffset);
+  assert.deepEqual((b.open(first.slice()) as { payload: Uint8Array }).payload, big);
+  // The next frame overwrites the buffer; a batch too.
+  const batch = a.sealBatch([bytes("one"), bytes("two")], into);
+  assert.equal(batch.buffer, into.buffer);
+  const opened = b.open(batch.slice());
+  assert.equal(opened.kind, "batch");
+  assert.deepEqual((opened as { payloads: readonly Uint8Array[] }).payloads.map((p) => p.slice()), [
+    bytes("one"),
+    bytes("two"),
+  ]);
+  // A buffer too small is not used.
+  const small = new Uint8Array(10);
+  assert.notEqual(a.seal(bytes("too long for ten bytes"), small).buffer, small.buffer);
+});

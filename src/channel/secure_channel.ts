@@ -43,6 +43,7 @@ import { parseTicket, type Ticket, TICKET_PRESENTATION_LEN, ticketPresentation }
 import type { TrustPolicy } from "./trust_policy.ts";
 import {
   BATCH_LENGTH_LEN,
+  MAX_FRAME_LEN,
   MAX_PAYLOAD_LEN,
   SessionClosedError,
   TransportSession,
@@ -178,6 +179,8 @@ export class SecureChannel {
   #dropped = 0;
   /** Messages sent this turn and not yet sealed, and the promise their send() calls share. */
   #outbox: Uint8Array[] = [];
+  /** Where frames are sealed when the transport copies them (see #flush). */
+  #frameBuffer: Uint8Array | undefined;
   #outboxSent: PromiseWithResolvers<void> | undefined;
   /** The rest of a batch frame's messages, delivered before the next frame is read. */
   #inbox: readonly Uint8Array[] = [];
@@ -391,14 +394,19 @@ export class SecureChannel {
     this.#outbox = [];
     this.#outboxSent = undefined;
     const writes: Promise<void>[] = [];
+    // A transport that is done with a frame once `send` returns gets every frame sealed into
+    // the same buffer: no 64 KiB allocation per frame.
+    const into = this.#transport.copiesMessages
+      ? (this.#frameBuffer ??= new Uint8Array(MAX_FRAME_LEN))
+      : undefined;
     try {
       let group: Uint8Array[] = [];
       let groupSize = 0;
       const sealGroup = () => {
         if (group.length === 0) return;
         const frame = group.length === 1
-          ? this.#session.seal(group[0]!)
-          : this.#session.sealBatch(group);
+          ? this.#session.seal(group[0]!, into)
+          : this.#session.sealBatch(group, into);
         writes.push(this.#transport.send(frame));
         group = [];
         groupSize = 0;
@@ -406,7 +414,7 @@ export class SecureChannel {
       for (const message of messages) {
         if (message.length > MAX_BATCHED_MESSAGE_LEN) {
           sealGroup();
-          writes.push(this.#transport.send(this.#session.seal(message)));
+          writes.push(this.#transport.send(this.#session.seal(message, into)));
           continue;
         }
         if (groupSize + BATCH_LENGTH_LEN + message.length > MAX_PAYLOAD_LEN) sealGroup();

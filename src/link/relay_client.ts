@@ -200,6 +200,11 @@ interface PendingSend {
 
 /** One link: a MessageTransport with credit-based flow control in both directions. */
 class RelayLink implements MessageTransport {
+  /**
+   * `send` copies the message into the connection's write batch, or, while the link waits for
+   * credit, into a copy it keeps.
+   */
+  readonly copiesMessages = true;
   readonly #id: number;
   readonly #port: LinkPort;
   #sendCredit = INITIAL_LINK_CREDIT;
@@ -258,7 +263,11 @@ class RelayLink implements MessageTransport {
       this.#port.sendData(this.#id, message);
       return RESOLVED;
     }
-    return new Promise((resolve, reject) => this.#blocked.push({ message, resolve, reject }));
+    // Kept until credit comes back: a copy, since the caller may reuse its buffer once send
+    // returns (copiesMessages).
+    return new Promise((resolve, reject) =>
+      this.#blocked.push({ message: message.slice(), resolve, reject })
+    );
   }
 
   /** The next message in order, or undefined once the link is closed and drained. */

@@ -26,6 +26,8 @@ export interface ConnTransportOptions {
  * ```
  */
 export class ConnTransport implements MessageTransport {
+  /** The message is copied into its length-prefixed frame before `send` returns. */
+  readonly copiesMessages = true;
   readonly #conn: Deno.Conn;
   readonly #decoder: FrameDecoder;
   readonly #readBuffer = new Uint8Array(READ_CHUNK);
