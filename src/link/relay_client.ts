@@ -71,7 +71,8 @@ export const DEFAULT_RELAY_CLIENT_OPTIONS: Readonly<
 
 /** How long close() lets already queued frames drain before it cuts the connection. */
 const CLOSE_GRACE_MS = 2_000;
-const READ_CHUNK_LEN = 64 * 1024;
+/** Read buffer of the connection to the relay: 256 KiB, as the relay's own (relay_server.ts). */
+const READ_CHUNK_LEN = 256 * 1024;
 /** Largest link id this node picks (the top bit marks ids the relay picks). */
 const MAX_NODE_LINK_ID = RELAY_LINK_ID_FLAG - 1;
 const PING_FRAME = encodeRelayFrame({ type: "ping" });
