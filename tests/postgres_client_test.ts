@@ -545,6 +545,18 @@ async function clientSteps(t: Deno.TestContext, server: PgServer): Promise<void>
       }
     });
 
+    await t.step("a row longer than a read arrives whole, and small ones after it", async () => {
+      const db = new PostgresClient(server.url("trust_user"));
+      try {
+        const { rows } = await db.query("SELECT repeat('ab', 150000), 7");
+        assert.equal((rows[0]![0] as string).length, 300_000);
+        assert.equal(rows[0]![0], "ab".repeat(150_000));
+        assert.deepEqual((await db.query("SELECT 'ok'")).rows, [["ok"]]);
+      } finally {
+        await db.close();
+      }
+    });
+
     await t.step("messages and results beyond their bounds end the session", async () => {
       const small = new PostgresClient(server.url("trust_user"), { maxMessageBytes: 1024 });
       try {

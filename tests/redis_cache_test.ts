@@ -20,6 +20,7 @@ import {
   RedisServer,
   redisUnavailable,
 } from "./_redis_server.ts";
+import { concatBytes } from "../src/wire/mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) =>
@@ -197,6 +198,15 @@ async function redisSteps(t: Deno.TestContext, server: RedisServer): Promise<voi
         assert.equal(await cache.get("never-set"), undefined);
       },
     );
+
+    await t.step("values longer than a read arrive whole, and small ones after them", async () => {
+      const big = crypto.getRandomValues(new Uint8Array(60_000));
+      const huge = concatBytes([big, big, big, big, big]); // 300 KB: several reads
+      await cache.set("huge", huge, 0);
+      assert.deepEqual(await cache.get("huge"), huge);
+      await cache.set("small", enc("after"), 0);
+      assert.deepEqual(await cache.get("small"), enc("after"));
+    });
 
     await t.step("a TTL ≤ 0 stores without expiry, a positive one with EX", async () => {
       await cache.set("forever", enc("x"), 0);

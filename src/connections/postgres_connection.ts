@@ -40,6 +40,7 @@ import {
 } from "./_pg_protocol.ts";
 import { concatBytes } from "../wire/mod.ts";
 import { saslText, ScramClient } from "./_scram.ts";
+import { ReadBuffer } from "./_read_buffer.ts";
 import type { PostgresConfig } from "./postgres_config.ts";
 import { DatabaseConnectionError } from "./database_connection_error.ts";
 import { PostgresError } from "./postgres_error.ts";
@@ -56,7 +57,6 @@ export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 /** Prepared statements kept per session; the oldest is closed beyond this. */
 export const MAX_PREPARED_STATEMENTS = 256;
 
-const READ_CHUNK = 64 * 1024;
 /** SQLSTATEs after which a cached statement is re-prepared once: plan changed, gone. */
 const REPREPARE_CODES = new Set(["0A000", "26000"]);
 
@@ -575,16 +575,10 @@ export class PostgresConnection {
   }
 
   async #readLoop(): Promise<void> {
-    let buffer = new Uint8Array(READ_CHUNK);
-    let end = 0;
+    const received = new ReadBuffer();
     try {
       for (;;) {
-        if (buffer.length - end < READ_CHUNK) {
-          const grown = new Uint8Array(Math.max(buffer.length * 2, end + READ_CHUNK));
-          grown.set(buffer.subarray(0, end));
-          buffer = grown;
-        }
-        const n = await this.#conn.read(buffer.subarray(end));
+        const n = await this.#conn.read(received.room());
         if (n === null) {
           this.#destroy(
             new DatabaseConnectionError(
@@ -594,13 +588,10 @@ export class PostgresConnection {
           );
           return;
         }
-        end += n;
-        const { messages, used } = splitMessages(buffer, end, this.#maxMessageBytes);
-        buffer.copyWithin(0, used, end);
-        end -= used;
-        if (buffer.length > READ_CHUNK * 4 && end < READ_CHUNK) {
-          buffer = buffer.slice(0, READ_CHUNK * 2);
-        }
+        received.filled(n);
+        const bytes = received.bytes;
+        const { messages, used } = splitMessages(bytes, bytes.length, this.#maxMessageBytes);
+        received.consume(used);
         for (const m of messages) this.#deliver(m);
       }
     } catch (e) {

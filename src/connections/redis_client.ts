@@ -18,6 +18,7 @@ import {
 } from "./_resp.ts";
 import { concatBytes } from "../wire/mod.ts";
 import { DatabaseConnectionError } from "./database_connection_error.ts";
+import { ReadBuffer } from "./_read_buffer.ts";
 import { RedisError } from "./redis_error.ts";
 
 export { RespErrorReply, type RespValue } from "./_resp.ts";
@@ -30,8 +31,6 @@ export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024;
 /** Default most elements in an array reply. */
 export const DEFAULT_MAX_ARRAY_LENGTH = 1_000_000;
-
-const READ_CHUNK = 64 * 1024;
 
 /** Where a Redis server is and how to log in. */
 export interface RedisClientOptions {
@@ -129,35 +128,26 @@ class Session {
   }
 
   async #readLoop(): Promise<void> {
-    let buffer = new Uint8Array(READ_CHUNK);
-    let end = 0;
+    const received = new ReadBuffer();
     try {
       for (;;) {
-        if (buffer.length - end < READ_CHUNK) {
-          const grown = new Uint8Array(Math.max(buffer.length * 2, end + READ_CHUNK));
-          grown.set(buffer.subarray(0, end));
-          buffer = grown;
-        }
-        const n = await this.#conn.read(buffer.subarray(end));
+        const n = await this.#conn.read(received.room());
         if (n === null) {
           this.destroy(
             new DatabaseConnectionError("lost", `Redis at ${this.#where} closed the connection`),
           );
           return;
         }
-        end += n;
+        received.filled(n);
+        const bytes = received.bytes;
         let at = 0;
         for (;;) {
-          const r = readReply(buffer, at, end, this.#limits);
+          const r = readReply(bytes, at, bytes.length, this.#limits);
           if (!r) break;
           at = r.next;
           this.#answer(r.value);
         }
-        buffer.copyWithin(0, at, end);
-        end -= at;
-        if (buffer.length > READ_CHUNK * 4 && end < READ_CHUNK) {
-          buffer = buffer.slice(0, READ_CHUNK * 2);
-        }
+        received.consume(at);
       }
     } catch (e) {
       this.destroy(
