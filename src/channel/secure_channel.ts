@@ -179,9 +179,9 @@ export class SecureChannel {
   #dropped = 0;
   /** Messages sent this turn and not yet sealed, and the promise their send() calls share. */
   #outbox: Uint8Array[] = [];
+  #outboxSent: PromiseWithResolvers<void> | undefined;
   /** Where frames are sealed when the transport copies them (see #flush). */
   #frameBuffer: Uint8Array | undefined;
-  #outboxSent: PromiseWithResolvers<void> | undefined;
   /** The rest of a batch frame's messages, delivered before the next frame is read. */
   #inbox: readonly Uint8Array[] = [];
   #inboxAt = 0;

@@ -73,10 +73,7 @@ const ANSWER_BYTES = 256 * 1024;
 const CALL_BYTES = 1024 * 1024;
 /** Where a call's or reply's bytes may start, relative to CALLS: after the length and skew. */
 const CALL_DATA = 8;
-/**
- * Most bytes of a host call or its reply: the area less its length, its skew and up to 7 bytes
- * of skew itself.
- */
+/** Most bytes of a host call or its reply: the area less the two words and up to 7 of skew. */
 export const MAX_CALL_BYTES = CALL_BYTES - CALL_DATA - 8;
 /** How long a worker waits for the pool to answer a host call, unless told otherwise. */
 export const CALL_TIMEOUT_MS = 5000;

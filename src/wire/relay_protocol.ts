@@ -718,7 +718,6 @@ const EMPTY_BATCH = new Uint8Array(0);
  * writer.writeFrame(encodeRelayFrame({ type: "ping" }));
  * writer.writeBody(body); // a frame body: the writer adds the length prefix
  * writer.writeDataFrame(linkId, payload); // a DATA frame built straight into the batch
- * writer.writeDataFrame(linkId, [head, rest]); // ... from parts, joined there
  * ```
  */
 export class BatchedFrameWriter {
@@ -789,36 +788,24 @@ export class BatchedFrameWriter {
 
   /**
    * Queues a whole DATA frame, the same bytes as {@link encodeDataFrame} gives, built straight
-   * into the batch: the hot path of every link. The payload may come in parts, which are joined
-   * there (a sealed message's header, ciphertext and tag need no buffer of their own). Ignored
-   * once closed.
+   * into the batch: the hot path of every link. Ignored once closed.
    *
    * @throws {RangeError} when the payload is too long or the id out of range.
    */
-  writeDataFrame(linkId: number, payload: Uint8Array | readonly Uint8Array[]): void {
+  writeDataFrame(linkId: number, payload: Uint8Array): void {
     checkLinkId(linkId);
-    let length = 0;
-    if (payload instanceof Uint8Array) length = payload.length;
-    else for (const part of payload) length += part.length;
-    if (length > MAX_LINK_MESSAGE_LEN) {
+    if (payload.length > MAX_LINK_MESSAGE_LEN) {
       throw new RangeError(
-        `a link message of ${length} bytes exceeds the maximum of ${MAX_LINK_MESSAGE_LEN}`,
+        `a link message of ${payload.length} bytes exceeds the maximum of ${MAX_LINK_MESSAGE_LEN}`,
       );
     }
     if (this.#closed) return;
-    const at = this.#reserve(LENGTH_PREFIX_LEN + DATA_HEADER_LEN + length);
+    const at = this.#reserve(LENGTH_PREFIX_LEN + DATA_HEADER_LEN + payload.length);
     const batch = this.#batch;
-    writeU32(batch, at, DATA_HEADER_LEN + length);
+    writeU32(batch, at, DATA_HEADER_LEN + payload.length);
     batch[at + LENGTH_PREFIX_LEN] = RelayMessageType.DATA;
     writeU32(batch, at + LENGTH_PREFIX_LEN + 1, linkId);
-    let to = at + LENGTH_PREFIX_LEN + DATA_HEADER_LEN;
-    if (payload instanceof Uint8Array) batch.set(payload, to);
-    else {
-      for (const part of payload) {
-        batch.set(part, to);
-        to += part.length;
-      }
-    }
+    batch.set(payload, at + LENGTH_PREFIX_LEN + DATA_HEADER_LEN);
   }
 
   /** Resolves once everything queued so far is written, or the writer is closed. */
@@ -880,7 +867,7 @@ export class BatchedFrameWriter {
     try {
       while (!this.#closed && (this.#fullLen > 0 || this.#batchLen > 0)) {
         // The oldest filled batch is written while new frames go into the current one; the
-        // current one is written once no filled one waits, and a spare takes its place.
+        // current one is written once no filled one waits (the next frame takes a spare).
         let bytes = this.#full.shift();
         if (bytes) this.#fullLen -= bytes.length;
         else {
