@@ -383,6 +383,21 @@ Deno.test("fuzz over TCP: a real proxy answers or closes on malformed HTTP and s
   }
 });
 
+Deno.test("a streamed body the proxy never reads does not hold its connection open", async () => {
+  // No sat is attached: 503 before a byte of the chunked body is read. The body then stays
+  // unread (not locked by a reader), so the connection closes after the answer even though the
+  // client never finishes it (found by the fuzz test above, seed 0xf94310f4).
+  const net = await startNetwork();
+  try {
+    const request = "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      "4\r\nabcd\r\n";
+    const answer = decoder.decode(await exchange(net.httpPort, encoder.encode(request), "proxy"));
+    assert.match(answer, /^HTTP\/1\.1 503 /);
+  } finally {
+    await stopNetwork(net);
+  }
+});
+
 Deno.test("fuzz over TCP: a relay client given malformed frames closes with LinkError", async () => {
   // A hostile relay in this process: CHALLENGE, then mutated frames, then it hangs up.
   const listener = Deno.listen({ hostname: HOST, port: 0 });

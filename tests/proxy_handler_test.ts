@@ -490,3 +490,56 @@ Deno.test("a client that goes away cancels its invocation on the sat", async () 
     await proxy.close();
   }
 });
+
+/** `text` as a request body stream in `piece`-byte chunks: a byte stream, or a plain one. */
+function bodyStream(text: string, piece: number, bytes: boolean): ReadableStream<Uint8Array> {
+  const all = new TextEncoder().encode(text);
+  let at = 0;
+  return new ReadableStream({
+    ...(bytes ? { type: "bytes" as const } : {}),
+    pull(controller) {
+      if (at >= all.length) {
+        controller.close();
+        // A BYOB read waiting on a closed byte stream is answered with no bytes.
+        (controller as ReadableByteStreamController).byobRequest?.respond(0);
+        return;
+      }
+      controller.enqueue(all.slice(at, at += piece));
+    },
+  });
+}
+
+Deno.test("a streamed request body reaches the function whole from any stream, and over the limit gets 413", async (t) => {
+  const proxy = await proxyWith(
+    (_fn, body) => Promise.resolve({ ok: true, output: new TextEncoder().encode(body) }),
+    { maxBodyBytes: 400_000 },
+  );
+  // No content-length: the body streams to the sat, whatever its size.
+  const text = Array.from({ length: 300_000 }, (_, i) => String.fromCharCode(97 + i % 26)).join("");
+  try {
+    for (const bytes of [true, false]) {
+      await t.step(
+        bytes ? "a byte stream (read into the messages)" : "a plain stream",
+        async () => {
+          const whole = await call(proxy.handler, {
+            path: "/hello",
+            method: "POST",
+            body: bodyStream(text, 10_007, bytes),
+          });
+          assert.equal(whole.status, 200);
+          assert.equal(whole.text.length, text.length);
+          assert.ok(whole.text === text, "the function saw the body as sent");
+          const over = await call(proxy.handler, {
+            path: "/hello",
+            method: "POST",
+            body: bodyStream(text + text, 10_007, bytes),
+          });
+          assert.equal(over.status, 413);
+          assert.match(over.text, /exceeds the limit of 400000 bytes/);
+        },
+      );
+    }
+  } finally {
+    await proxy.close();
+  }
+});

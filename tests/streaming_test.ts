@@ -166,3 +166,70 @@ Deno.test("cancelling an output stream cancels the invocation on the sat", async
     await net.close();
   }
 });
+
+/**
+ * A body that copies `pattern` into the buffers the sender offers, recording each buffer, as a
+ * BYOB reader of an HTTP body fills them.
+ */
+function patternFiller(total: number) {
+  let at = 0;
+  const buffers = new Set<ArrayBuffer>();
+  let closed = false;
+  return {
+    buffers,
+    get closed() {
+      return closed;
+    },
+    fill(into: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
+      buffers.add(into.buffer);
+      // Odd-sized reads: a message takes several.
+      const length = Math.min(into.length, total - at, 40_000);
+      into.set(pattern(at, length));
+      at += length;
+      return Promise.resolve(into.subarray(0, length));
+    },
+    close() {
+      closed = true;
+    },
+  };
+}
+
+Deno.test("a body read into the sender's buffers arrives whole, and the sender reuses them", async () => {
+  let seen = 0;
+  const net = await attach(async (_h, body) => {
+    if (body instanceof Uint8Array) throw new Error("expected a stream");
+    for await (const chunk of body.chunks) {
+      assert.deepEqual(chunk, pattern(seen, chunk.length));
+      seen += chunk.length;
+    }
+    return { ok: true, output: new TextEncoder().encode(String(seen)) };
+  });
+  try {
+    const body = patternFiller(24 * MiB);
+    const outcome = await net.sat.invokeStream(header("count", 24 * MiB), body);
+    assert.ok(outcome.ok && outcome.output instanceof Uint8Array);
+    assert.equal(new TextDecoder().decode(outcome.output), String(24 * MiB));
+    // 384 messages went through at most a window's worth of buffers (one per 64 KiB in flight).
+    assert.ok(body.buffers.size <= INITIAL_WINDOW / 65536 + 2, `${body.buffers.size} buffers`);
+    assert.equal(body.closed, false);
+  } finally {
+    await net.close();
+  }
+});
+
+Deno.test("a body read into the sender's buffers is closed when the sat stops wanting it", async () => {
+  const net = await attach(async (_h, body) => {
+    if (!(body instanceof Uint8Array)) { for await (const _ of body.chunks) { /* read it all */ } }
+    return { ok: true, output: new Uint8Array(0) };
+  }, 2 * MiB);
+  try {
+    const body = patternFiller(8 * MiB);
+    const outcome = await net.sat.invokeStream(header("count"), body);
+    assert.equal((outcome as { code: number }).code, 413);
+    // The proxy hears the 413 before it stops sending; give the sender a turn to see it.
+    for (let i = 0; i < 50 && !body.closed; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(body.closed, true);
+  } finally {
+    await net.close();
+  }
+});

@@ -54,6 +54,26 @@ export class SendWindow {
     this.#available -= bytes;
     return bytes;
   }
+
+  /**
+   * Waits until `bytes` of credit are free, then takes them: for a sender whose message is
+   * already filled. Never waits forever while the receiver consumes: with less than a message
+   * free, more than {@linkcode GRANT_STEP} is in flight, and the receiver grants it back.
+   *
+   * @throws {RangeError} `bytes` is more than the window less a grant step
+   * @throws the error given to {@linkcode fail}
+   */
+  async reserveAll(bytes: number): Promise<void> {
+    if (bytes > INITIAL_WINDOW - GRANT_STEP) {
+      throw new RangeError(`${bytes} bytes exceed what a window can take at once`);
+    }
+    while (this.#available < bytes) {
+      if (this.#failure) throw this.#failure;
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+    }
+    if (this.#failure) throw this.#failure;
+    this.#available -= bytes;
+  }
 }
 
 /**

@@ -200,10 +200,17 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function frame(type: number, end: boolean, id: number, size: number): [Uint8Array, number] {
   const out = new Uint8Array(MESSAGE_HEADER_LEN + size);
+  writeHeader(out, type, end, id);
+  return [out, MESSAGE_HEADER_LEN];
+}
+
+function writeHeader(out: Uint8Array, type: number, end: boolean, id: number): void {
   out[0] = type;
   out[1] = end ? FLAG_END : 0;
-  new DataView(out.buffer).setUint32(2, id);
-  return [out, MESSAGE_HEADER_LEN];
+  out[2] = id >>> 24;
+  out[3] = id >>> 16;
+  out[4] = id >>> 8;
+  out[5] = id;
 }
 
 /** HELLO: the functions this sat can run (and, optionally, what it holds and takes). */
@@ -226,11 +233,11 @@ export function encodeReady(generation: number, report: Record<string, unknown>)
 }
 
 /**
- * An empty BODY message of `length` bytes of chunk, to be filled from `offset` on (for a chunk
- * gathered from several buffers without an extra copy).
+ * Makes `message` a BODY message: writes the header into its first
+ * {@linkcode MESSAGE_HEADER_LEN} bytes, before a chunk already in place after them.
  */
-export function allocateBody(id: number, length: number, end: boolean): [Uint8Array, number] {
-  return frame(BODY, end, id, length);
+export function writeBodyHeader(message: Uint8Array, id: number, end: boolean): void {
+  writeHeader(message, BODY, end, id);
 }
 
 /** BODY: a further chunk. */

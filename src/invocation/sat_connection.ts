@@ -31,7 +31,7 @@ import {
 } from "./invocation_codec.ts";
 import type { DeployManifest } from "./deployment_codec.ts";
 import { ReceiveQueue, SendWindow } from "./_flow.ts";
-import { sendWithBody } from "./_stream_sender.ts";
+import { type OutgoingBody, sendWithBody } from "./_stream_sender.ts";
 
 /** The sat went away (channel closed or broke) before the invocation finished. */
 export class SatGoneError extends Error {
@@ -354,7 +354,7 @@ export class SatConnection {
    */
   async invokeStream(
     header: InvokeHeader,
-    body: Uint8Array | AsyncIterable<Uint8Array>,
+    body: OutgoingBody,
     options: InvokeOptions = {},
   ): Promise<StreamedOutcome> {
     if (this.#ended) throw new NotDeliveredError("the sat is not connected");

@@ -14,6 +14,7 @@ import {
   type InvokeHeader,
   type InvokeOutcome,
   NotDeliveredError,
+  type OutgoingBody,
   OutputTooLargeError,
   type SatConnection,
   SatGoneError,
@@ -111,13 +112,51 @@ function singleFn(handler: Pick<HandlerBase, "steps" | "response">): FnStep | un
   return policy.other === "return" && Object.keys(policy.codes).length === 0 ? step : undefined;
 }
 
-/** `body`'s chunks, failing with 413 once they pass `max` bytes. */
-async function* limited(body: ReadableStream<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
+/**
+ * `body` for streaming to a sat, failing with 413 once it passes `max` bytes. A byte stream
+ * (every body Deno.serve hands over) is read with a BYOB reader straight into the sender's
+ * messages: no 64 KiB chunk allocated and copied per read. Other streams go chunk by chunk.
+ */
+function limited(body: ReadableStream<Uint8Array>, max: number): OutgoingBody {
   let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
+  const count = (bytes: number) => {
+    size += bytes;
     if (size > max) throw new HttpError(413, `the request body exceeds the limit of ${max} bytes`);
-    yield chunk;
+  };
+  // Not a byte stream: chunk by chunk.
+  if (!isByteStream(body)) {
+    return (async function* () {
+      for await (const chunk of body) {
+        count(chunk.length);
+        yield chunk;
+      }
+    })();
+  }
+  // The reader is taken at the first read: a body never read stays unlocked, and Deno.serve
+  // then ends the connection after the response instead of waiting for the rest of the body.
+  let reader: ReadableStreamBYOBReader | undefined;
+  return {
+    async fill(into: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
+      reader ??= body.getReader({ mode: "byob" });
+      const { value } = await reader.read(into);
+      // Undefined only once the stream was cancelled: the body is incomplete.
+      if (value === undefined) throw new HttpError(400, "the request body was cancelled");
+      count(value.length);
+      return value;
+    },
+    close() {
+      reader?.cancel().catch(() => {});
+    },
+  };
+}
+
+/** Whether `stream` is a byte stream (it can be read with a BYOB reader). */
+function isByteStream(stream: ReadableStream<Uint8Array>): boolean {
+  try {
+    stream.getReader({ mode: "byob" }).releaseLock();
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -296,7 +335,7 @@ export function createStreamInvoker(
 ): (
   fn: string,
   header: InvokeHeader,
-  body: Uint8Array | AsyncIterable<Uint8Array>,
+  body: OutgoingBody,
   signal?: ClientSignal,
 ) => Promise<StreamedOutcome> {
   const invoke = invoker(options);
@@ -306,7 +345,7 @@ export function createStreamInvoker(
 type AnyInvoker = (
   fn: string,
   header: InvokeHeader,
-  body: Uint8Array | AsyncIterable<Uint8Array>,
+  body: OutgoingBody,
   signal: ClientSignal | undefined,
   stream: boolean,
 ) => Promise<StreamedOutcome>;
