@@ -168,23 +168,42 @@ Deno.test("fuzz: FrameDecoder splits mutated streams or throws FrameError, bound
       ? rng.bytes(rng.size(64))
       : mutate(rng, join(...frames), { lengthFields: [{ offset: 0, size: 4 }] });
     record(stream);
+    // The same cuts through push() (copies) and feed() (in place where it can, chunks reused
+    // once read): the same frames, the same error.
     const decoder = new FrameDecoder(max);
+    const fed = new FrameDecoder(max);
     let at = 0;
     let total = 0;
+    let failure: unknown;
     try {
       while (at < stream.length) {
         const n = 1 + rng.int(stream.length - at);
-        decoder.push(stream.subarray(at, at + n));
+        const piece = stream.subarray(at, at + n);
+        decoder.push(piece);
+        const reused = piece.slice();
+        if (rng.oneIn(4)) fed.push(reused);
+        else fed.feed(reused);
         at += n;
         for (let f = decoder.nextView(); f !== undefined; f = decoder.nextView()) {
           assert.ok(f.length <= max, `a frame of ${f.length} bytes passed a max of ${max}`);
+          assert.deepEqual(fed.nextView(), f, "feed() and push() disagree");
           total += 4 + f.length;
         }
+        assert.equal(fed.nextView(), undefined, "feed() found a frame push() did not");
+        reused.fill(0xee); // the reader reuses its buffer: fed frames must not depend on it
         // Never more than one frame plus what is being pushed is held.
         assert.ok(decoder.buffered <= max + 4 + stream.length);
+        assert.equal(fed.buffered, decoder.buffered);
       }
     } catch (error) {
       expectErrorType(error, [FrameError]);
+      failure = error;
+    }
+    if (failure !== undefined) {
+      // feed() refuses the same frame, at the latest when asked for it.
+      assert.throws(() => {
+        for (let f = fed.nextView(); f !== undefined; f = fed.nextView()) { /* drain */ }
+      }, FrameError);
       return;
     }
     assert.equal(total + decoder.buffered, stream.length, "bytes were lost or invented");

@@ -93,6 +93,33 @@ Deno.test("FrameDecoder.nextView gives the same bodies as next, without copying"
   assert.equal(decoder.buffered, 0);
 });
 
+Deno.test("FrameDecoder.feed reads whole frames in place and copies only a frame cut by a read", () => {
+  const decoder = new FrameDecoder(100);
+  const frames = [Uint8Array.of(1, 2, 3), Uint8Array.of(4), Uint8Array.of(5, 6, 7, 8, 9)];
+  const stream = concatBytes(frames.map((f) => encodeFrame(f)));
+  // One read buffer, reused: the first read holds two whole frames and half of the third.
+  const buffer = new Uint8Array(64);
+  const cut = 7 + 5 + 4;
+  buffer.set(stream.subarray(0, cut));
+  decoder.feed(buffer.subarray(0, cut));
+  const first = decoder.nextView()!;
+  assert.equal(first.buffer, buffer.buffer, "a whole frame is read where it lies");
+  assert.deepEqual(first, frames[0]);
+  assert.deepEqual(decoder.nextView(), frames[1]);
+  assert.equal(decoder.nextView(), undefined);
+  assert.equal(decoder.buffered, 4);
+  // The next read overwrites the buffer: the half frame was copied out.
+  buffer.fill(0xee);
+  buffer.set(stream.subarray(cut));
+  decoder.feed(buffer.subarray(0, stream.length - cut));
+  assert.deepEqual(decoder.nextView(), frames[2]);
+  assert.equal(decoder.nextView(), undefined);
+  assert.equal(decoder.buffered, 0);
+  // A length over the maximum is refused before its body is read.
+  decoder.feed(Uint8Array.of(0, 0, 0, 101, 1, 2));
+  assert.throws(() => decoder.nextView(), FrameError);
+});
+
 Deno.test("BatchedFrameWriter joins the frames of one turn into one write, in order", async () => {
   const writes: Uint8Array[] = [];
   const sink = {

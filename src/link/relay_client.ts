@@ -573,7 +573,7 @@ class RelayNetwork implements LinkNetwork {
           break;
         }
         this.#lastReceived = this.#settings.clock();
-        this.#decoder.push(buffer.subarray(0, n));
+        this.#decoder.feed(buffer.subarray(0, n));
         for (let body = this.#decoder.next(); body !== undefined; body = this.#decoder.next()) {
           this.#onMessage(body);
           if (this.#done) return;

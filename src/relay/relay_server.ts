@@ -409,7 +409,7 @@ export class RelayServer {
         }
         if (peer.closed) return;
         peer.lastReceived = this.#clock();
-        peer.decoder.push(buffer.subarray(0, n));
+        peer.decoder.feed(buffer.subarray(0, n));
         if (n === buffer.length && buffer.length < READ_CHUNK_LEN) {
           buffer = new Uint8Array(READ_CHUNK_LEN);
         } else if (buffer.length > SMALL_READ_LEN && n < SMALL_READ_LEN) {

@@ -63,7 +63,7 @@ export class ConnTransport implements MessageTransport {
         if (frame) return frame;
         const n = await this.#conn.read(this.#readBuffer);
         if (n === null) break;
-        this.#decoder.push(this.#readBuffer.subarray(0, n));
+        this.#decoder.feed(this.#readBuffer.subarray(0, n));
       } catch (error) {
         if (!this.#closed) this.#error = error as Error;
         break;
