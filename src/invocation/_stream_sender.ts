@@ -7,8 +7,9 @@
  * Every BODY message but the last is full (a source's 64 KiB chunks would otherwise each take a
  * full message and a tiny one), and is filled in place in one of a few buffers the stream
  * reuses: once the channel is done with a message (its `send` settled), its buffer takes the
- * next chunk. A body read with a BYOB reader ({@linkcode BodyFiller}) lands there with no copy
- * at all; others are copied in once.
+ * next chunk. A {@linkcode BodyFiller} writes into them itself (a BYOB reader could read
+ * straight into them; the proxy copies from larger reads of its own); other bodies are copied
+ * in once.
  *
  * @module
  */
@@ -27,8 +28,8 @@ import {
 } from "./invocation_codec.ts";
 
 /**
- * A body that reads into the sender's own buffers, as a BYOB reader of an HTTP request body
- * does: no chunk is allocated per read, and the bytes land where the message carries them.
+ * A body that writes into the sender's own buffers, where the message carries the bytes: no
+ * chunk is allocated per read (an HTTP request body read with a BYOB reader, proxy_handler.ts).
  */
 export interface BodyFiller {
   /**
