@@ -118,11 +118,14 @@ Deno.test("an output nobody reads holds one window and stops only its own stream
   }
 });
 
+/** A runner that reads its whole body and answers nothing. */
+const readsAll: InvocationRunner = async (_h, body) => {
+  if (!(body instanceof Uint8Array)) { for await (const _ of body.chunks) { /* read it all */ } }
+  return { ok: true, output: new Uint8Array(0) };
+};
+
 Deno.test("a streamed body longer than the sat's limit gets 413 mid-stream", async () => {
-  const net = await attach(async (_h, body) => {
-    if (!(body instanceof Uint8Array)) { for await (const _ of body.chunks) { /* read it all */ } }
-    return { ok: true, output: new Uint8Array(0) };
-  }, 2 * MiB);
+  const net = await attach(readsAll, 2 * MiB);
   try {
     const declared = await net.sat.invokeStream(header("count", 3 * MiB), chunksOf(3 * MiB, 65536));
     assert.deepEqual(declared, {
@@ -218,10 +221,7 @@ Deno.test("a body read into the sender's buffers arrives whole, and the sender r
 });
 
 Deno.test("a body read into the sender's buffers is closed when the sat stops wanting it", async () => {
-  const net = await attach(async (_h, body) => {
-    if (!(body instanceof Uint8Array)) { for await (const _ of body.chunks) { /* read it all */ } }
-    return { ok: true, output: new Uint8Array(0) };
-  }, 2 * MiB);
+  const net = await attach(readsAll, 2 * MiB);
   try {
     const body = patternFiller(8 * MiB);
     const outcome = await net.sat.invokeStream(header("count"), body);
