@@ -10,28 +10,22 @@ import {
   Runnable,
   type RunnableLogFields,
   type RunnableLogLevel,
-  type RunnableOptions,
   RunnablePool,
   type RunResult,
 } from "../src/wasm/mod.ts";
+import { HELLO_FILE, load, testModule } from "./_wasm_modules.ts";
 import { INLINE_STRIKES } from "../src/wasm/_inline_lane.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const repo = new URL("../", import.meta.url);
-const HELLO_FILE = new URL("runnables/helloworld-rs/helloworld-rs.wasm", repo);
-const COUNTER_FILE = new URL("tests/wasm/counter.wasm", repo);
-const SLOW_FILE = new URL("tests/wasm/slow.wasm", repo);
-const WASI_FILE = new URL("tests/wasm/wasi_probe.wasm", repo);
-const FETCH_FILE = new URL("tests/wasm/fetch_probe.wasm", repo);
-const MORE_FILE = new URL("tests/wasm/abi_more.wasm", repo);
-const ECHO_FILE = new URL("tests/wasm/echo.wasm", repo);
+const COUNTER_FILE = testModule("counter");
+const SLOW_FILE = testModule("slow");
+const WASI_FILE = testModule("wasi_probe");
+const FETCH_FILE = testModule("fetch_probe");
+const MORE_FILE = testModule("abi_more");
+const ECHO_FILE = testModule("echo");
 /** Most jobs {@linkcode warmLane} runs while the watchdog starts. */
 const MAX_WARMUP_JOBS = 500;
-
-function load(file: URL, name: string, options?: RunnableOptions): Promise<Runnable> {
-  return Deno.readFile(file).then((bytes) => Runnable.load(name, bytes, options));
-}
 
 function run(runnable: Runnable, input: string, request?: RequestInfo): Promise<RunResult> {
   return runnable.run(encoder.encode(input), request);

@@ -10,26 +10,20 @@ import assert from "node:assert/strict";
 import {
   MAX_INPUT_CHUNK,
   type RequestInfo,
-  Runnable,
-  type RunnableOptions,
   RunnablePool,
   type RunResult,
   type StreamedInput,
 } from "../src/wasm/mod.ts";
+import { load, testModule } from "./_wasm_modules.ts";
 
 import { copyFromShared } from "../src/wasm/_job_channel.ts";
 
-const repo = new URL("../", import.meta.url);
-const ECHO_FILE = new URL("tests/wasm/echo.wasm", repo);
-const PROBE_FILE = new URL("tests/wasm/stream_probe.wasm", repo);
+const ECHO_FILE = testModule("echo");
+const PROBE_FILE = testModule("stream_probe");
 const MIB = 1024 * 1024;
 const WASM_PAGE = 65536;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function load(file: URL, name: string, options?: RunnableOptions): Promise<Runnable> {
-  return Deno.readFile(file).then((bytes) => Runnable.load(name, bytes, options));
-}
 
 /** Byte `i` of the test pattern `seed`: varies within and across chunks. */
 function patternByte(seed: number, i: number): number {

@@ -15,19 +15,14 @@ import {
   RunnablePool,
   type RunResult,
 } from "../src/wasm/mod.ts";
+import { HELLO_FILE, load, REPO as repo, testModule } from "./_wasm_modules.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const repo = new URL("../", import.meta.url);
-const HELLO_FILE = new URL("runnables/helloworld-rs/helloworld-rs.wasm", repo);
-const PROBE_FILE = new URL("tests/wasm/abi_probe.wasm", repo);
-const MORE_FILE = new URL("tests/wasm/abi_more.wasm", repo);
-const WASI_FILE = new URL("tests/wasm/wasi_probe.wasm", repo);
-const FETCH_FILE = new URL("tests/wasm/fetch_probe.wasm", repo);
-
-function load(file: URL, name: string, options?: RunnableOptions): Promise<Runnable> {
-  return Deno.readFile(file).then((bytes) => Runnable.load(name, bytes, options));
-}
+const PROBE_FILE = testModule("abi_probe");
+const MORE_FILE = testModule("abi_more");
+const WASI_FILE = testModule("wasi_probe");
+const FETCH_FILE = testModule("fetch_probe");
 
 function probe(options?: RunnableOptions): Promise<Runnable> {
   return load(PROBE_FILE, "abi_probe", options);
@@ -140,7 +135,7 @@ Deno.test("Runnable reports the module's errors, traps and host refusals as fail
 
 Deno.test("every job starts from the state after initialisation, whatever the last one did", async (t) => {
   // One worker: every job meets the instance the previous job left.
-  using counter = await load(new URL("tests/wasm/counter.wasm", repo), "counter", {
+  using counter = await load(testModule("counter"), "counter", {
     concurrency: 1,
     maxMemoryPages: 4,
   });
@@ -204,7 +199,7 @@ Deno.test("every job starts from the state after initialisation, whatever the la
   await t.step("after a job that hit its time limit", async () => {
     using pool = new RunnablePool({ concurrency: 1 });
     using looping = await probe({ pool, timeoutMs: 50 });
-    using counted = await load(new URL("tests/wasm/counter.wasm", repo), "counter", { pool });
+    using counted = await load(testModule("counter"), "counter", { pool });
     const [loop, after] = await Promise.all([run(looping, "L"), run(counted, "count")]);
     assert.ok(!loop.ok && loop.message.includes("time limit"));
     assert.equal(output(after), "1,1");
@@ -213,7 +208,7 @@ Deno.test("every job starts from the state after initialisation, whatever the la
 });
 
 Deno.test("a module whose writes are not tracked is restored whole, also after it grew", async () => {
-  using counter = await load(new URL("tests/wasm/counter_simd.wasm", repo), "counter_simd", {
+  using counter = await load(testModule("counter_simd"), "counter_simd", {
     concurrency: 1,
     maxMemoryPages: 64,
   });
@@ -233,7 +228,7 @@ Deno.test("a module whose writes are not tracked is restored whole, also after i
 });
 
 Deno.test("a module that drops a data segment gets a fresh instance for every job", async () => {
-  using counter = await load(new URL("tests/wasm/counter_drop.wasm", repo), "counter_drop", {
+  using counter = await load(testModule("counter_drop"), "counter_drop", {
     concurrency: 1,
   });
   for (let i = 0; i < 3; i++) assert.equal(output(await run(counter, "x")), "count 1,1");
@@ -357,7 +352,7 @@ Deno.test("Runnable stops a job at its time limit and keeps serving", async (t) 
   });
 
   await t.step("a start function that never returns hits the time limit too", async () => {
-    using looping = await load(new URL("tests/wasm/start_loop.wasm", repo), "start_loop", {
+    using looping = await load(testModule("start_loop"), "start_loop", {
       timeoutMs: 100,
       pool,
     });
@@ -421,7 +416,7 @@ Deno.test("Runnable refuses a module that grows past maxMemoryPages", async (t) 
 Deno.test("Runnable.load refuses what is not a runnable, with a clear error", async (t) => {
   await t.step("a module missing run_e", async () => {
     await assert.rejects(
-      load(new URL("tests/wasm/missing_run_e.wasm", repo), "no-entry"),
+      load(testModule("missing_run_e"), "no-entry"),
       (error) => {
         assert.ok(error instanceof RunnableError);
         assert.equal(error.runnable, "no-entry");
@@ -1178,7 +1173,7 @@ Deno.test("an import no SDK declares is named: unsupported in env, refused from 
     "env.does_not_exist loads, listed, and a job calling it fails naming it",
     async () => {
       using runnable = await load(
-        new URL("tests/wasm/unknown_import.wasm", repo),
+        testModule("unknown_import"),
         "unknown_import",
       );
       assert.deepEqual(runnable.unsupportedImports, ["env.does_not_exist"]);
@@ -1192,7 +1187,7 @@ Deno.test("an import no SDK declares is named: unsupported in env, refused from 
   );
 
   await t.step("a function of an unknown import module fails the load, naming it", async () => {
-    const bytes = await Deno.readFile(new URL("tests/wasm/unknown_module.wasm", repo));
+    const bytes = await Deno.readFile(testModule("unknown_module"));
     await assert.rejects(
       () => Runnable.load("unknown_module", bytes),
       (error: unknown) => {
@@ -1209,7 +1204,7 @@ Deno.test("an import no SDK declares is named: unsupported in env, refused from 
 });
 
 Deno.test("proc_exit(0) inside _start is a clean initialisation; inside a job it ends the job", async () => {
-  using runnable = await load(new URL("tests/wasm/start_exit.wasm", repo), "start_exit", {
+  using runnable = await load(testModule("start_exit"), "start_exit", {
     concurrency: 1,
   });
   // What _start wrote before it exited is there for every job, and nothing failed.
