@@ -121,13 +121,16 @@ export type ResultHeader =
     /** Response headers the function set (resp_set_header), lower-case names. */
     readonly headers?: Readonly<Record<string, string>>;
   }
-  | {
-    readonly ok: false;
-    readonly code: number;
-    readonly message: string;
-    /** The sat did not run the invocation (it was at its limit): another sat may. */
-    readonly notRun?: true;
-  };
+  | FailedInvocation;
+
+/** How an invocation failed: what a RESULT carries, and what the proxy's caller gets. */
+export interface FailedInvocation {
+  readonly ok: false;
+  readonly code: number;
+  readonly message: string;
+  /** The sat did not run the invocation (it was at its limit): another sat may. */
+  readonly notRun?: true;
+}
 
 /**
  * How an invocation ended: what a RESULT and the output after it carry, the sat's runner gives
@@ -140,13 +143,7 @@ export type InvocationOutcome =
     /** Response headers the function set. */
     readonly headers?: Readonly<Record<string, string>>;
   }
-  | {
-    readonly ok: false;
-    readonly code: number;
-    readonly message: string;
-    /** The sat did not run it (at its limit): another sat may. */
-    readonly notRun?: true;
-  };
+  | FailedInvocation;
 
 /** A decoded message. */
 export type InvocationMessage =
