@@ -7,9 +7,8 @@
  * Every BODY message but the last is full (a source's 64 KiB chunks would otherwise each take a
  * full message and a tiny one), and is filled in place in one of a few buffers the stream
  * reuses: once the channel is done with a message (its `send` settled), its buffer takes the
- * next chunk. A {@linkcode BodyFiller} writes into them itself (a BYOB reader could read
- * straight into them; the proxy copies from larger reads of its own); other bodies are copied
- * in once.
+ * next bytes. Each chunk is copied in before the next one is asked for, so a source may hand
+ * out views of one buffer it reads into again (the proxy's request bodies, proxy_handler.ts).
  *
  * @module
  */
@@ -28,23 +27,10 @@ import {
 } from "./invocation_codec.ts";
 
 /**
- * A body that writes into the sender's own buffers, where the message carries the bytes: no
- * chunk is allocated per read (an HTTP request body read with a BYOB reader, proxy_handler.ts).
+ * A body: all of it, or chunks as they come. A chunk may be a view of a buffer the source reuses
+ * once the next chunk is asked for.
  */
-export interface BodyFiller {
-  /**
-   * Reads bytes into `into`: at least one, unless the body has ended.
-   *
-   * @returns the bytes read, a view of `into`'s memory, empty at the end. Its `buffer` may be a
-   *   new ArrayBuffer (a BYOB read transfers the one it fills): the caller goes on with that.
-   */
-  fill(into: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>>;
-  /** Stops reading: the sender stopped before the end (it failed, or the body is unwanted). */
-  close?(): void;
-}
-
-/** A body: all of it, chunks as they come, or bytes read into the sender's buffers. */
-export type OutgoingBody = Uint8Array | AsyncIterable<Uint8Array> | BodyFiller;
+export type OutgoingBody = Uint8Array | AsyncIterable<Uint8Array>;
 
 /**
  * The largest BODY chunk of a stream: MAX_CHUNK_LEN rounded down to a multiple of 8, so that a
@@ -87,12 +73,14 @@ export async function sendWithBody(
   const first = encodeWithBody(type, id, header, EMPTY)[0]!;
   first[1] = 0; // not the end: BODY messages follow
   await send(first);
-  const filler = fillerOf(body);
+  const chunks = new ChunkCopier(
+    body instanceof Uint8Array ? [body][Symbol.iterator]() : body[Symbol.asyncIterator](),
+  );
   let ended = false;
   try {
-    ended = await sendFilled(send, id, filler, window, wanted);
+    ended = await sendFilled(send, id, chunks, window, wanted);
   } finally {
-    if (!ended) filler.close?.();
+    if (!ended) chunks.close();
   }
 }
 
@@ -106,7 +94,7 @@ export async function sendWithBody(
 async function sendFilled(
   send: (message: Uint8Array) => Promise<void>,
   id: number,
-  body: BodyFiller,
+  body: ChunkCopier,
   window: SendWindow,
   wanted: () => boolean,
 ): Promise<boolean> {
@@ -114,17 +102,16 @@ async function sendFilled(
   let failure: unknown;
   let last: Promise<void> = Promise.resolve();
   for (let ended = false; !ended;) {
-    let buffer = spare.pop() ?? new ArrayBuffer(MESSAGE_HEADER_LEN + STREAM_CHUNK_LEN);
+    const buffer = spare.pop() ?? new ArrayBuffer(MESSAGE_HEADER_LEN + STREAM_CHUNK_LEN);
     let length = 0;
     while (length < STREAM_CHUNK_LEN) {
       const room = new Uint8Array(buffer, MESSAGE_HEADER_LEN + length, STREAM_CHUNK_LEN - length);
-      const read = await body.fill(room);
-      buffer = read.buffer;
-      if (read.length === 0) {
+      const copied = await body.copyInto(room);
+      if (copied === 0) {
         ended = true;
         break;
       }
-      length += read.length;
+      length += copied;
     }
     if (failure !== undefined) throw failure;
     if (!wanted()) return ended;
@@ -145,16 +132,8 @@ async function sendFilled(
   return true;
 }
 
-/** `body` as a {@linkcode BodyFiller}: bytes and chunks are copied into the sender's buffers. */
-function fillerOf(body: OutgoingBody): BodyFiller {
-  if (body instanceof Uint8Array) return new ChunkFiller([body][Symbol.iterator]());
-  // A Uint8Array has a `fill` method too, of another kind: ruled out above.
-  if (typeof (body as Partial<BodyFiller>).fill === "function") return body as BodyFiller;
-  return new ChunkFiller((body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]());
-}
-
 /** Copies chunks from an iterator into the sender's buffers, a chunk's rest kept for the next. */
-class ChunkFiller implements BodyFiller {
+class ChunkCopier {
   readonly #chunks: Iterator<Uint8Array> | AsyncIterator<Uint8Array>;
   #rest: Uint8Array = EMPTY;
 
@@ -162,18 +141,20 @@ class ChunkFiller implements BodyFiller {
     this.#chunks = chunks;
   }
 
-  async fill(into: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
+  /** Copies the next bytes into `into`: at least one, or none at the end of the chunks. */
+  async copyInto(into: Uint8Array): Promise<number> {
     while (this.#rest.length === 0) {
       const step = await this.#chunks.next();
-      if (step.done) return into.subarray(0, 0);
+      if (step.done) return 0;
       this.#rest = step.value;
     }
     const taken = this.#rest.subarray(0, into.length);
     into.set(taken);
     this.#rest = this.#rest.subarray(taken.length);
-    return into.subarray(0, taken.length);
+    return taken.length;
   }
 
+  /** Stops the source: the sender stopped before the end (it failed, or the body is unwanted). */
   close(): void {
     this.#rest = EMPTY;
     try {

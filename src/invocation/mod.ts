@@ -31,7 +31,7 @@ export {
   type StreamedOutcome,
 } from "./sat_connection.ts";
 export { INITIAL_WINDOW } from "./_flow.ts";
-export type { BodyFiller, OutgoingBody } from "./_stream_sender.ts";
+export type { OutgoingBody } from "./_stream_sender.ts";
 export {
   bodyBytes,
   BodyError,

@@ -121,64 +121,49 @@ const FIRST_READ_LEN = 64 * 1024;
 const MAX_READ_LEN = 256 * 1024;
 
 /**
- * `body` for streaming to a sat, failing with 413 once it passes `max` bytes. A byte stream
- * (every body Deno.serve hands over) is read with a BYOB reader into one buffer of its own,
- * reused, from which the sender's messages are filled. Other streams go chunk by chunk.
+ * `body`'s chunks for streaming to a sat, failing with 413 once they pass `max` bytes. A byte
+ * stream (every body Deno.serve hands over) is read with a BYOB reader into one buffer, reused:
+ * each chunk is a view of it, valid until the next is asked for (the stream sender copies it
+ * first). Nothing is read, and the body stays unlocked, until the first chunk is asked for: a
+ * body never read lets Deno.serve end the connection after the response.
  */
-function limited(body: ReadableStream<Uint8Array>, max: number): OutgoingBody {
+async function* limited(body: ReadableStream<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
   let size = 0;
   const count = (bytes: number) => {
     size += bytes;
     if (size > max) throw new HttpError(413, `the request body exceeds the limit of ${max} bytes`);
   };
-  // Not a byte stream: chunk by chunk.
-  if (!isByteStream(body)) {
-    return (async function* () {
-      for await (const chunk of body) {
-        count(chunk.length);
-        yield chunk;
-      }
-    })();
-  }
-  // The reader is taken at the first read: a body never read stays unlocked, and Deno.serve
-  // then ends the connection after the response instead of waiting for the rest of the body.
-  let reader: ReadableStreamBYOBReader | undefined;
-  let buffer: ArrayBuffer | undefined;
-  /** Read and not yet handed over. */
-  let held = new Uint8Array(0);
-  return {
-    async fill(into: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
-      if (held.length === 0) {
-        reader ??= body.getReader({ mode: "byob" });
-        buffer ??= new ArrayBuffer(FIRST_READ_LEN);
-        const { value } = await reader.read(new Uint8Array(buffer));
-        // Undefined only once the stream was cancelled: the body is incomplete.
-        if (value === undefined) throw new HttpError(400, "the request body was cancelled");
-        count(value.length);
-        // A read hands its buffer back (transferred); one it filled asks for a larger one.
-        buffer = value.length === value.buffer.byteLength && value.length < MAX_READ_LEN
-          ? new ArrayBuffer(MAX_READ_LEN)
-          : value.buffer;
-        held = value;
-      }
-      const length = Math.min(into.length, held.length);
-      into.set(held.subarray(0, length));
-      held = held.subarray(length);
-      return into.subarray(0, length);
-    },
-    close() {
-      reader?.cancel().catch(() => {});
-    },
-  };
-}
-
-/** Whether `stream` is a byte stream (it can be read with a BYOB reader). */
-function isByteStream(stream: ReadableStream<Uint8Array>): boolean {
+  let reader: ReadableStreamBYOBReader;
   try {
-    stream.getReader({ mode: "byob" }).releaseLock();
-    return true;
+    reader = body.getReader({ mode: "byob" });
   } catch {
-    return false;
+    // Not a byte stream: chunk by chunk.
+    for await (const chunk of body) {
+      count(chunk.length);
+      yield chunk;
+    }
+    return;
+  }
+  let ended = false;
+  try {
+    for (let buffer = new ArrayBuffer(FIRST_READ_LEN);;) {
+      const { value } = await reader.read(new Uint8Array(buffer));
+      // Undefined only once the stream was cancelled: the body is incomplete.
+      if (value === undefined) throw new HttpError(400, "the request body was cancelled");
+      if (value.length === 0) {
+        ended = true;
+        return;
+      }
+      count(value.length);
+      // A read hands its buffer back (transferred); one it filled asks for a larger one.
+      buffer = value.length === value.buffer.byteLength && value.length < MAX_READ_LEN
+        ? new ArrayBuffer(MAX_READ_LEN)
+        : value.buffer;
+      yield value;
+    }
+  } finally {
+    // Stopped early (the sat answered, or failed): the rest of the body is not wanted.
+    if (!ended) reader.cancel().catch(() => {});
   }
 }
 
