@@ -59,6 +59,7 @@ Deno.test({
       const report = processes.map(([name], i) =>
         `${name} ${samples.map((s) => mib(s[i]!.rssKiB)).join(" → ")} MiB`
       ).join("; ");
+      console.log(`soak: ${served} served; resident memory: ${report}`);
       assert.deepEqual(
         failures,
         [],
