@@ -14,7 +14,7 @@ import {
   type RunResult,
 } from "../src/wasm/mod.ts";
 import { HELLO_FILE, load, testModule } from "./_wasm_modules.ts";
-import { INLINE_STRIKES } from "../src/wasm/_inline_lane.ts";
+import { INLINE_STRIKES, WATCHDOG_IDLE_MS } from "../src/wasm/_inline_lane.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -121,6 +121,30 @@ Deno.test("a looping job is stopped on the lane and meets its time limit in a wo
   assert.equal(output(await run(slow, "0")), "0");
   assert.equal(pool.inlineJobs, before);
   assert.equal(output(await run(hello, "still here")), "hello, still here");
+  assert.equal(pool.inlineJobs, before + 1);
+});
+
+Deno.test("the watchdog, asleep after a quiet spell, wakes to stop a looping job", async () => {
+  using pool = new RunnablePool({ concurrency: 1 });
+  using hello = await load(HELLO_FILE, "helloworld-rs", { pool });
+  using slow = await load(SLOW_FILE, "slow", { pool, timeoutMs: 200 });
+  await warmLane(pool, hello);
+  // A quick job first, so that the lane holds the instance (the watchdog its interrupt word)
+  // and nothing but the job itself wakes the watchdog below.
+  let before = pool.inlineJobs;
+  assert.equal(output(await run(slow, "0")), "0");
+  assert.equal(pool.inlineJobs, before + 1);
+  // No job for longer than the watchdog polls: it sleeps.
+  await new Promise((resolve) => setTimeout(resolve, WATCHDOG_IDLE_MS + 300));
+
+  before = pool.inlineJobs;
+  assert.deepEqual(await run(slow, "100000"), {
+    ok: false,
+    code: 504,
+    message: 'runnable "slow" exceeded its time limit of 200 ms',
+  });
+  assert.equal(pool.inlineJobs, before, "the lane's attempt is not an answer");
+  assert.equal(output(await run(hello, "awake")), "hello, awake");
   assert.equal(pool.inlineJobs, before + 1);
 });
 
