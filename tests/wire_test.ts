@@ -4,6 +4,7 @@ import {
   concatBytes,
   ConnTransport,
   DATA_HEADER_LEN,
+  decodeUtf8Strict,
   encodeDataFrame,
   encodeFrame,
   encodeRelayFrame,
@@ -189,4 +190,44 @@ Deno.test("BatchedFrameWriter streams a burst through reused buffers, and lets t
   await new Promise((resolve) => setTimeout(resolve, 2_200));
   assert(writer.retainedBytes <= WRITE_BATCH_LEN, `retained ${writer.retainedBytes}`);
   writer.close();
+});
+
+Deno.test("decodeUtf8Strict decodes exactly as a fatal TextDecoder, and throws where it throws", () => {
+  const fatal = new TextDecoder("utf-8", { fatal: true });
+  const outcome = (decode: (bytes: Uint8Array) => string, bytes: Uint8Array) => {
+    try {
+      return decode(bytes);
+    } catch (error) {
+      assert.ok(error instanceof TypeError, `a TypeError, not ${error}`);
+      return "threw";
+    }
+  };
+  const encoder = new TextEncoder();
+  const samples = [
+    encoder.encode('{"fn":"helloworld-rs","headers":{"host":"127.0.0.1"}}'),
+    encoder.encode("grüße, 世界, 🚀"),
+    encoder.encode("a genuine \uFFFD stays"),
+    Uint8Array.of(0xef, 0xbb, 0xbf, 0x68, 0x69), // a BOM, dropped by both
+    Uint8Array.of(0x68, 0x80, 0x69), // a lone continuation byte
+    Uint8Array.of(0xe4, 0xb8), // a truncated sequence
+    Uint8Array.of(0xc0, 0xaf), // an overlong "/"
+    Uint8Array.of(0xed, 0xa0, 0x80), // an encoded surrogate
+    Uint8Array.of(0xef, 0xbf, 0xbd, 0xff), // U+FFFD, then a byte never valid
+    new Uint8Array(0),
+  ];
+  assert.equal(decodeUtf8Strict(samples[2]!), "a genuine \uFFFD stays");
+  assert.equal(outcome(decodeUtf8Strict, samples[4]!), "threw");
+  // Random bytes, mostly ASCII with some high bytes: valid and invalid texts both.
+  for (let i = 0; i < 2000; i++) {
+    const bytes = crypto.getRandomValues(new Uint8Array(1 + (i % 40)));
+    for (let j = 0; j < bytes.length; j++) if (bytes[j]! % 3 !== 0) bytes[j]! &= 0x7f;
+    samples.push(bytes);
+  }
+  for (const bytes of samples) {
+    assert.equal(
+      outcome(decodeUtf8Strict, bytes),
+      outcome((b) => fatal.decode(b), bytes),
+      `${bytes}`,
+    );
+  }
 });

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { decodeUtf8Strict } from "../wire/mod.ts";
+
 /** Protocol version 3.0, as sent in the StartupMessage (§55.7). */
 export const PROTOCOL_VERSION = 196608;
 /** SSLRequest code (§55.2.10). */
@@ -17,7 +19,6 @@ export const CANCEL_REQUEST_CODE = 80877102;
 export const HEADER_LEN = 5;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Builds one message body from parts; every length is checked to fit an int32. */
 class MessageWriter {
@@ -236,7 +237,7 @@ export class BodyReader {
 /** Decodes UTF-8 strictly: the session sets client_encoding=UTF8, so anything else is broken. */
 export function utf8(bytes: Uint8Array): string {
   try {
-    return decoder.decode(bytes);
+    return decodeUtf8Strict(bytes);
   } catch (cause) {
     throw new ProtocolViolation(`invalid UTF-8 from the server (${String(cause)})`);
   }

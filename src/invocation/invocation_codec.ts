@@ -37,6 +37,7 @@
  */
 
 import { MAX_PAYLOAD_LEN } from "../channel/mod.ts";
+import { decodeUtf8Strict } from "../wire/mod.ts";
 import {
   type BlobHeader,
   checkBlobHeader,
@@ -193,7 +194,6 @@ export class InvocationProtocolError extends Error {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function frame(type: number, end: boolean, id: number, size: number): [Uint8Array, number] {
   const out = new Uint8Array(MESSAGE_HEADER_LEN + size);
@@ -301,7 +301,7 @@ export function encodeWithBody(
 
 function parseJson(bytes: Uint8Array): unknown {
   try {
-    return JSON.parse(decoder.decode(bytes));
+    return JSON.parse(decodeUtf8Strict(bytes));
   } catch (cause) {
     throw new InvocationProtocolError("a message carries invalid JSON", { cause });
   }

@@ -25,3 +25,24 @@ export function concatBytes(parts: readonly Uint8Array[], copy = true): Uint8Arr
   }
   return out;
 }
+
+const lenientUtf8 = new TextDecoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * `bytes` decoded as UTF-8, strictly: what `new TextDecoder("utf-8", { fatal: true })` gives,
+ * throwing as it does on malformed bytes, at less cost. In Deno the fatal decoder takes a slower
+ * path (a zeroed buffer allocated per call: 0.46 against 0.16 µs for a 250-byte JSON header), so
+ * the lenient one decodes first; only a text that then holds U+FFFD, a replaced malformed
+ * sequence or a genuine U+FFFD, is decoded again strictly.
+ *
+ * @throws {TypeError} when `bytes` is not valid UTF-8
+ * @example
+ * ```ts
+ * decodeUtf8Strict(Uint8Array.of(0x68, 0x69)); // "hi"
+ * ```
+ */
+export function decodeUtf8Strict(bytes: Uint8Array): string {
+  const text = lenientUtf8.decode(bytes);
+  return text.includes("\uFFFD") ? strictUtf8.decode(bytes) : text;
+}

@@ -44,4 +44,4 @@ export {
   WRITE_BATCH_LEN,
   writeU32,
 } from "./relay_protocol.ts";
-export { concatBytes } from "./bytes.ts";
+export { concatBytes, decodeUtf8Strict } from "./bytes.ts";
