@@ -12,6 +12,7 @@ import {
 import { REGISTRATIONS_FILE_NAME, type RelayLimits, RelayServer } from "../src/relay/mod.ts";
 import {
   decodeRelayMessage,
+  DEFAULT_LINK_WINDOW,
   encodeFrame,
   encodeRelayFrame,
   encodeRelayMessage,
@@ -514,11 +515,13 @@ Deno.test("a node that sends DATA beyond its credit loses its connection", async
     assert.equal((await raw.nextNotPing())?.type, "opened");
     const far = await listener.accept();
     assert.ok(far);
-    // The listener granted its whole window (1 MiB); send more than that without reading.
+    // The listener granted its whole window; send more than that without reading.
     const chunk = new Uint8Array(64 * 1024);
     const sends = (async () => {
       try {
-        for (let i = 0; i < 17; i++) await raw.send({ type: "data", linkId: 1, data: chunk });
+        for (let i = 0; i <= DEFAULT_LINK_WINDOW / chunk.length; i++) {
+          await raw.send({ type: "data", linkId: 1, data: chunk });
+        }
       } catch {
         // The relay cut us off mid-way.
       }
@@ -546,7 +549,8 @@ Deno.test("a link whose reader does not read stalls only itself and the relay st
 
     const message = new Uint8Array(64 * 1024);
     let sent = 0;
-    const total = 48;
+    const fit = DEFAULT_LINK_WINDOW / message.length;
+    const total = 3 * fit;
     // One buffer for every send: the link is done with a message when send returns, whether it
     // went out or waits for credit.
     assert.equal(slowNear.copiesMessages, true);
@@ -554,11 +558,11 @@ Deno.test("a link whose reader does not read stalls only itself and the relay st
       message[0] = i;
       return slowNear.send(message).then(() => void sent++);
     });
-    // The window (1 MiB) holds 16 of them; the rest wait for credit.
-    for (let i = 0; i < 400 && sent < 16; i++) await delay(5);
+    // The window holds `fit` of them; the rest wait for credit.
+    for (let i = 0; i < 400 && sent < fit; i++) await delay(5);
     await delay(50);
-    assert.equal(sent, 16);
-    assert.ok(test.relay.stats().queuedBytes <= 1024 * 1024 + 4096);
+    assert.equal(sent, fit);
+    assert.ok(test.relay.stats().queuedBytes <= DEFAULT_LINK_WINDOW + 4096);
 
     for (let i = 0; i < 100; i++) {
       await fastNear.send(text(`ping ${i}`));
@@ -566,7 +570,7 @@ Deno.test("a link whose reader does not read stalls only itself and the relay st
       await fastFar.send(text(`pong ${i}`));
       assert.equal(str(await fastNear.receive()), `pong ${i}`);
     }
-    assert.equal(sent, 16);
+    assert.equal(sent, fit);
 
     for (let i = 0; i < total; i++) {
       const got = await slowFar.receive();
@@ -638,9 +642,9 @@ Deno.test("a client closes its connection to a relay that breaks the protocol", 
     assert.ok(open?.type === "open");
     await relaySide.send({ type: "opened", linkId: open.linkId });
     const link = await opening;
-    // The node granted 1 MiB in all; send more without waiting for credit.
+    // The node granted its whole window; send more without waiting for credit.
     const data = new Uint8Array(MAX_LINK_MESSAGE_LEN);
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i <= Math.ceil(DEFAULT_LINK_WINDOW / data.length); i++) {
       await relaySide.send({ type: "data", linkId: open.linkId, data }).catch(() => {});
     }
     const error = await node.closed;
