@@ -50,6 +50,20 @@ async function warmLane(pool: RunnablePool, hello: Runnable): Promise<void> {
   assert.fail(`no job ran inline in ${MAX_WARMUP_JOBS} tries`);
 }
 
+/**
+ * Runs about 100 s of spinning in `slow` (loaded with a 200 ms time limit): only the watchdog's
+ * interrupt ends it on the lane, and a worker then answers 504 at the time limit.
+ */
+async function assertLoopStopped(pool: RunnablePool, slow: Runnable): Promise<void> {
+  const before = pool.inlineJobs;
+  assert.deepEqual(await run(slow, "100000"), {
+    ok: false,
+    code: 504,
+    message: 'runnable "slow" exceeded its time limit of 200 ms',
+  });
+  assert.equal(pool.inlineJobs, before, "the lane's attempt is not an answer");
+}
+
 Deno.test("the inline lane answers helloworld on the pool's own thread", async () => {
   using pool = new RunnablePool({ concurrency: 1 });
   using hello = await load(HELLO_FILE, "helloworld-rs", { pool });
@@ -108,15 +122,8 @@ Deno.test("a looping job is stopped on the lane and meets its time limit in a wo
   await warmLane(pool, hello);
 
   const before = pool.inlineJobs;
-  // About 100 s of spinning: only an interrupt ends it. Three overruns demote the runnable.
-  for (let strike = 0; strike < INLINE_STRIKES; strike++) {
-    assert.deepEqual(await run(slow, "100000"), {
-      ok: false,
-      code: 504,
-      message: 'runnable "slow" exceeded its time limit of 200 ms',
-    });
-    assert.equal(pool.inlineJobs, before, "the lane's attempt is not an answer");
-  }
+  // Three overruns demote the runnable.
+  for (let strike = 0; strike < INLINE_STRIKES; strike++) await assertLoopStopped(pool, slow);
   // Its later jobs go to the workers; the lane keeps serving the others.
   assert.equal(output(await run(slow, "0")), "0");
   assert.equal(pool.inlineJobs, before);
@@ -138,12 +145,7 @@ Deno.test("the watchdog, asleep after a quiet spell, wakes to stop a looping job
   await new Promise((resolve) => setTimeout(resolve, WATCHDOG_IDLE_MS + 300));
 
   before = pool.inlineJobs;
-  assert.deepEqual(await run(slow, "100000"), {
-    ok: false,
-    code: 504,
-    message: 'runnable "slow" exceeded its time limit of 200 ms',
-  });
-  assert.equal(pool.inlineJobs, before, "the lane's attempt is not an answer");
+  await assertLoopStopped(pool, slow);
   assert.equal(output(await run(hello, "awake")), "hello, awake");
   assert.equal(pool.inlineJobs, before + 1);
 });
