@@ -86,6 +86,30 @@ Deno.test("the codec round-trips every message type and refuses malformed ones",
   assert.throws(() => decodeInvocationMessage(badJson), InvocationProtocolError);
 });
 
+Deno.test("an INVOKE whose headers, params or state are not records of strings is refused", () => {
+  const wrong: Record<string, unknown>[] = [
+    { headers: { host: "a", "content-length": 9 } },
+    { headers: ["host", "a"] },
+    { headers: null },
+    { params: { id: { nested: "1" } } },
+    { params: "id=1" },
+    { state: { greeting: true } },
+  ];
+  for (const extra of wrong) {
+    const message = encodeWithBody(INVOKE, 7, { ...header("hello"), ...extra }, bytes(""))[0]!;
+    assert.throws(
+      () => decodeInvocationMessage(message),
+      { name: "InvocationProtocolError", message: "INVOKE header has the wrong shape" },
+      JSON.stringify(extra),
+    );
+  }
+  const right = header("hello", { headers: { ["__proto__"]: "x", a: "" }, state: { s: "aGk=" } });
+  const message = encodeWithBody(INVOKE, 7, right, bytes(""))[0]!;
+  const decoded = decodeInvocationMessage(message);
+  assert.ok(decoded.type === INVOKE);
+  assert.deepEqual(Object.entries(decoded.header.headers), [["__proto__", "x"], ["a", ""]]);
+});
+
 Deno.test("a body larger than one message is split into INVOKE then BODY chunks, END last", () => {
   const body = Uint8Array.from({ length: MAX_CHUNK_LEN * 2 + 10 }, (_, i) => (i * 31) & 0xff);
   const messages = encodeWithBody(INVOKE, 3, header("echo"), body).map(decodeInvocationMessage);
