@@ -87,7 +87,9 @@ try {
   const base = await measure(`http://127.0.0.1:${plain.addr.port}/`, SIZE);
   const upload = await measure(`http://127.0.0.1:${net.httpPort}/tail`, SIZE);
   const echo = await measure(`http://127.0.0.1:${net.httpPort}/echo`, 2 * SIZE);
-  console.log(`one ${SIZE / MiB} MiB body, best of ${RUNS} (2-core machine, all on loopback)`);
+  console.log(
+    `one ${SIZE / MiB} MiB body, best and median of ${RUNS} (2-core machine, all on loopback)`,
+  );
   console.log(`plain Deno.serve reading it (baseline):     ${figures(base)}`);
   console.log(
     `Stratos upload, proxy → relay → sat → Wasm: ${figures(upload)}, ` +

@@ -127,8 +127,8 @@ export class FrameDecoder {
   /**
    * The next whole frame body as a view into the decoder's buffer or a fed chunk (no copy), or
    * undefined when more bytes are needed. The view is valid only until the next push() or
-   * feed(): use it or copy it before then. For a receiver that consumes each frame at once, e.g. a forwarder that copies
-   * it into a write batch.
+   * feed(): use it or copy it before then. For a receiver that consumes each frame at once, e.g.
+   * a forwarder that copies it into a write batch.
    *
    * @throws FrameError when the announced length exceeds the maximum
    */
