@@ -182,6 +182,9 @@ Deno.test("BatchedFrameWriter streams a burst through reused buffers, and lets t
     for (let i = 0; i < 16; i++) writer.writeDataFrame(1, message);
     assert.equal(writer.queuedBytes, 16 * frame);
     await writer.drain();
+    // Every buffer the burst filled is kept for the next one, the first burst's too: a buffer
+    // grown by doubling stops at WRITE_BATCH_LEN, which is what is kept.
+    assert(writer.retainedBytes >= 16 * frame, `retained ${writer.retainedBytes}`);
   }
   assert.equal(written, 3 * 16 * frame);
   assert.equal(writer.queuedBytes, 0);

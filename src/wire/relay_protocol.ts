@@ -707,6 +707,16 @@ const INITIAL_BATCH_LEN = 1024;
 const EMPTY_BATCH = new Uint8Array(0);
 
 /**
+ * The size of a batch buffer that must hold at least `bytes`: the next power of two up to
+ * {@link WRITE_BATCH_LEN}, so that a buffer grown by doubling ends at exactly that size and is
+ * kept for reuse. (Doubling a 64 KiB frame's exact size overshot it by a few bytes: a streaming
+ * connection then allocated and zeroed a fresh buffer for most of what it wrote.)
+ */
+function batchLength(bytes: number): number {
+  return bytes > WRITE_BATCH_LEN ? bytes : 2 ** Math.ceil(Math.log2(bytes));
+}
+
+/**
  * Queues frames for one byte stream and writes them in order, joining every frame queued while
  * a write was in flight into the next single write (fewer system calls under load, no added
  * latency: the first frame goes out as soon as the current task yields). Never blocks the
@@ -854,7 +864,9 @@ export class BatchedFrameWriter {
       if (at === 0) this.#batch = this.#spares.pop() ?? EMPTY_BATCH;
       if (at + size > this.#batch.length) {
         const least = this.#full.length > 0 ? WRITE_BATCH_LEN : INITIAL_BATCH_LEN;
-        const grown = new Uint8Array(Math.max(least, this.#batch.length * 2, at + size));
+        const grown = new Uint8Array(
+          batchLength(Math.max(least, this.#batch.length * 2, at + size)),
+        );
         grown.set(this.#batch.subarray(0, at));
         this.#batch = grown;
       }
