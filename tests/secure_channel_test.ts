@@ -6,6 +6,7 @@ import {
   BINDING_CONTEXT,
   CHANNEL_PROLOGUE,
   CHANNEL_PROTOCOL,
+  EAGER_FLUSH_BYTES,
   MAX_BATCHED_MESSAGE_LEN,
   SecureChannel,
   type SecureChannelOptions,
@@ -346,4 +347,46 @@ Deno.test("messages sent in one turn share frames and arrive in order, each on i
   assert.deepEqual(received, [...sent, bytes("last")]);
   await assert.rejects(() => s.send(bytes("late")), SessionClosedError);
   await assert.rejects(() => p.send(new Uint8Array(MAX_PAYLOAD_LEN + 1)), RangeError);
+});
+
+Deno.test("a turn that sends a lot hands frames to the transport before it ends, in order", async () => {
+  const { sat, proxy: trustingProxy } = await allowlistedPair();
+  const [a, b] = memoryTransportPair();
+  let frames = 0;
+  const counting: MessageTransport = {
+    send: (m) => {
+      frames++;
+      return a.send(m);
+    },
+    receive: () => a.receive(),
+    close: () => a.close(),
+  };
+  const { initiated, responded } = await connect(sat, trustingProxy, {}, {}, [counting, b]);
+  const [s, p] = [value(initiated), value(responded)];
+  frames = 0;
+  // Small messages wait for the end of the turn, to share a batch frame.
+  const small = Array.from({ length: 10 }, (_, i) => bytes(`small ${i}`));
+  const sends = small.map((m) => s.send(m));
+  assert.equal(frames, 0);
+  // Once EAGER_FLUSH_BYTES wait, everything queued goes at once, within the same turn: the
+  // small ones in one batch frame, then each large one in a frame of its own.
+  let queued = small.reduce((sum, m) => sum + m.length, 0);
+  const large: Uint8Array[] = [];
+  while (queued < EAGER_FLUSH_BYTES) {
+    assert.equal(frames, 0);
+    const message = crypto.getRandomValues(new Uint8Array(MAX_PAYLOAD_LEN));
+    large.push(message);
+    sends.push(s.send(message));
+    queued += message.length;
+  }
+  assert.equal(frames, 1 + large.length);
+  // What is sent after that waits for the end of the turn again.
+  sends.push(s.send(bytes("after")));
+  assert.equal(frames, 1 + large.length);
+  await Promise.all(sends);
+  assert.equal(frames, 2 + large.length);
+  await s.close();
+  const received: Uint8Array[] = [];
+  for (let m = await p.receive(); m; m = await p.receive()) received.push(m);
+  assert.deepEqual(received, [...small, ...large, bytes("after")]);
 });
