@@ -9,6 +9,7 @@ import {
   RegistrationError,
   type RelayClientOptions,
 } from "../src/link/mod.ts";
+import { connectRelayOverForTesting, type RelayConnection } from "../src/link/relay_client.ts";
 import { REGISTRATIONS_FILE_NAME, type RelayLimits, RelayServer } from "../src/relay/mod.ts";
 import {
   decodeRelayMessage,
@@ -888,5 +889,90 @@ Deno.test("the relay counts the DATA bytes it forwards", async () => {
   } finally {
     await closeAll(proxy, sat);
     await test.stop();
+  }
+});
+
+/**
+ * The relay's side of a connection, played by the test: every read finds bytes ready (it
+ * resolves at once and fills the buffer while it has them), as a socket does that a relay keeps
+ * full. OPEN is answered with OPENED, then `stream` bytes of DATA frames follow on that link.
+ */
+class ReadyRelayConnection implements RelayConnection {
+  readonly #decoder = new FrameDecoder(MAX_RELAY_MESSAGE_LEN);
+  #pending = encodeRelayFrame({ type: "challenge", challenge: new Uint8Array(32) });
+  #wake: ((n: number | null) => void) | undefined;
+  #waiting: Uint8Array | undefined;
+  #closed = false;
+  constructor(readonly stream: Uint8Array[]) {}
+
+  read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#closed) return Promise.resolve(null);
+    if (this.#pending.length === 0) {
+      this.#waiting = buffer;
+      return new Promise((resolve) => (this.#wake = resolve));
+    }
+    return Promise.resolve(this.#fill(buffer));
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    this.#decoder.push(bytes.slice());
+    for (let body = this.#decoder.next(); body !== undefined; body = this.#decoder.next()) {
+      const message = decodeRelayMessage(body);
+      if (message.type !== "open") continue;
+      const frames = [encodeRelayFrame({ type: "opened", linkId: message.linkId })];
+      for (const data of this.stream) {
+        frames.push(encodeRelayFrame({ type: "data", linkId: message.linkId, data }));
+      }
+      this.#pending = new Uint8Array(frames.reduce((sum, f) => sum + f.length, 0));
+      frames.reduce((at, f) => (this.#pending.set(f, at), at + f.length), 0);
+      const [wake, buffer] = [this.#wake, this.#waiting];
+      this.#wake = this.#waiting = undefined;
+      wake?.(this.#fill(buffer!));
+    }
+    return Promise.resolve(bytes.length);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#wake?.(null);
+  }
+
+  setNoDelay(): void {}
+
+  #fill(buffer: Uint8Array): number {
+    const n = Math.min(buffer.length, this.#pending.length);
+    buffer.set(this.#pending.subarray(0, n));
+    this.#pending = this.#pending.subarray(n);
+    return n;
+  }
+}
+
+Deno.test("a client reading a connection that stays full still lets other tasks run", async () => {
+  // A link window of 64 KiB messages: with every read full, the client's read loop never waits
+  // for the socket, and must itself give the event loop turns (a Wasm worker asking for the
+  // next chunk of a body, the credit it owes, timers wait for one).
+  const stream = Array.from(
+    { length: DEFAULT_LINK_WINDOW / (64 * 1024) },
+    (_, i) => new Uint8Array(64 * 1024).fill(i),
+  );
+  const network = await connectRelayOverForTesting(new ReadyRelayConnection(stream), "test");
+  try {
+    const link = await network.connect(ADDRESS);
+    let received = 0;
+    let receivedAtNextTurn: number | undefined;
+    setImmediate(() => (receivedAtNextTurn = received));
+    for (const sent of stream) {
+      const message = await link.receive();
+      assert.deepEqual(message, sent);
+      received++;
+    }
+    assert.ok(receivedAtNextTurn !== undefined);
+    assert.ok(
+      receivedAtNextTurn < stream.length / 4,
+      `the next turn came after ${receivedAtNextTurn} of ${stream.length} messages`,
+    );
+  } finally {
+    network.close();
+    await network.closed;
   }
 });
