@@ -99,7 +99,7 @@ Deno.test("an output nobody reads holds one window and stops only its own stream
   let sent = 0;
   const net = await attach((h) => {
     if (h.fn === "big") {
-      sent = 8 * MiB;
+      sent = 2 * INITIAL_WINDOW; // more than the window: the sat waits for credit
       return Promise.resolve({ ok: true, output: pattern(0, sent) });
     }
     return Promise.resolve({ ok: true, output: new TextEncoder().encode("quick") });

@@ -11,10 +11,10 @@
 import { InvocationProtocolError } from "./invocation_codec.ts";
 
 /**
- * Bytes of body a sender may have in flight per stream before the receiver grants more: 4 MiB,
+ * Bytes of body a sender may have in flight per stream before the receiver grants more: 8 MiB,
  * as the relay's link window (DEFAULT_LINK_WINDOW, which says why).
  */
-export const INITIAL_WINDOW: number = 4 * 1024 * 1024;
+export const INITIAL_WINDOW: number = 8 * 1024 * 1024;
 /**
  * Credit is granted in steps of at least this many bytes (one WINDOW message per step, not per
  * chunk); less than the window, so a sender waiting for credit always gets it.
