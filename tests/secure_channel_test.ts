@@ -319,27 +319,37 @@ Deno.test("a secure channel runs over real TCP on loopback", async () => {
   await p.close();
 });
 
-Deno.test("messages sent in one turn share frames and arrive in order, each on its own", async () => {
+/**
+ * A connected sat (`s`) and proxy (`p`) whose transport counts the frames the sat hands it
+ * after the handshake.
+ */
+async function countingFrames(): Promise<
+  { s: SecureChannel; p: SecureChannel; frames: () => number }
+> {
   const { sat, proxy: trustingProxy } = await allowlistedPair();
   const [a, b] = memoryTransportPair();
-  let frames = 0;
+  let count = 0;
   const counting: MessageTransport = {
     send: (m) => {
-      frames++;
+      count++;
       return a.send(m);
     },
     receive: () => a.receive(),
     close: () => a.close(),
   };
   const { initiated, responded } = await connect(sat, trustingProxy, {}, {}, [counting, b]);
-  const [s, p] = [value(initiated), value(responded)];
-  frames = 0;
+  count = 0;
+  return { s: value(initiated), p: value(responded), frames: () => count };
+}
+
+Deno.test("messages sent in one turn share frames and arrive in order, each on its own", async () => {
+  const { s, p, frames } = await countingFrames();
   const large = crypto.getRandomValues(new Uint8Array(MAX_BATCHED_MESSAGE_LEN + 1));
   const sent = [bytes("one"), bytes(""), large, bytes("three")];
   for (let i = 0; i < 100; i++) sent.push(bytes(`small ${i}`));
   await Promise.all(sent.map((m) => s.send(m)));
   // [one, ""] batched, the large one alone, then the rest batched: three frames.
-  assert.equal(frames, 3);
+  assert.equal(frames(), 3);
   await s.send(bytes("last"));
   await s.close(); // sent before the close frame
   const received: Uint8Array[] = [];
@@ -350,41 +360,28 @@ Deno.test("messages sent in one turn share frames and arrive in order, each on i
 });
 
 Deno.test("a turn that sends a lot hands frames to the transport before it ends, in order", async () => {
-  const { sat, proxy: trustingProxy } = await allowlistedPair();
-  const [a, b] = memoryTransportPair();
-  let frames = 0;
-  const counting: MessageTransport = {
-    send: (m) => {
-      frames++;
-      return a.send(m);
-    },
-    receive: () => a.receive(),
-    close: () => a.close(),
-  };
-  const { initiated, responded } = await connect(sat, trustingProxy, {}, {}, [counting, b]);
-  const [s, p] = [value(initiated), value(responded)];
-  frames = 0;
+  const { s, p, frames } = await countingFrames();
   // Small messages wait for the end of the turn, to share a batch frame.
   const small = Array.from({ length: 10 }, (_, i) => bytes(`small ${i}`));
   const sends = small.map((m) => s.send(m));
-  assert.equal(frames, 0);
+  assert.equal(frames(), 0);
   // Once EAGER_FLUSH_BYTES wait, everything queued goes at once, within the same turn: the
   // small ones in one batch frame, then each large one in a frame of its own.
   let queued = small.reduce((sum, m) => sum + m.length, 0);
   const large: Uint8Array[] = [];
   while (queued < EAGER_FLUSH_BYTES) {
-    assert.equal(frames, 0);
+    assert.equal(frames(), 0);
     const message = crypto.getRandomValues(new Uint8Array(MAX_PAYLOAD_LEN));
     large.push(message);
     sends.push(s.send(message));
     queued += message.length;
   }
-  assert.equal(frames, 1 + large.length);
+  assert.equal(frames(), 1 + large.length);
   // What is sent after that waits for the end of the turn again.
   sends.push(s.send(bytes("after")));
-  assert.equal(frames, 1 + large.length);
+  assert.equal(frames(), 1 + large.length);
   await Promise.all(sends);
-  assert.equal(frames, 2 + large.length);
+  assert.equal(frames(), 2 + large.length);
   await s.close();
   const received: Uint8Array[] = [];
   for (let m = await p.receive(); m; m = await p.receive()) received.push(m);
