@@ -185,7 +185,10 @@ export class SecureChannel {
   readonly #handshakeHash: Uint8Array;
   readonly #enrolled: boolean;
   #dropped = 0;
-  /** Messages sent this turn and not yet sealed, and the promise their send() calls share. */
+  /**
+   * Messages sent this turn and not yet sealed, their bytes in all, and the promise their send()
+   * calls share.
+   */
   #outbox: Uint8Array[] = [];
   #outboxBytes = 0;
   #outboxSent: PromiseWithResolvers<void> | undefined;

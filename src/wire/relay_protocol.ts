@@ -711,8 +711,8 @@ const EMPTY_BATCH = new Uint8Array(0);
 /**
  * The size of a batch buffer that must hold at least `bytes`: the next power of two up to
  * {@link WRITE_BATCH_LEN}, so that a buffer grown by doubling ends at exactly that size and is
- * kept for reuse. (Doubling a 64 KiB frame's exact size overshot it by a few bytes: a streaming
- * connection then allocated and zeroed a fresh buffer for most of what it wrote.)
+ * kept for reuse. (Doubling a 64 KiB frame's exact size overshot it by a few bytes, and the
+ * grown buffer was dropped after its write instead of kept.)
  */
 function batchLength(bytes: number): number {
   return bytes > WRITE_BATCH_LEN ? bytes : 2 ** Math.ceil(Math.log2(bytes));
