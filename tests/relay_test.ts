@@ -12,6 +12,7 @@ import {
 import { connectRelayOverForTesting, type RelayConnection } from "../src/link/relay_client.ts";
 import { REGISTRATIONS_FILE_NAME, type RelayLimits, RelayServer } from "../src/relay/mod.ts";
 import {
+  concatBytes,
   decodeRelayMessage,
   DEFAULT_LINK_WINDOW,
   encodeFrame,
@@ -915,7 +916,7 @@ class ReadyRelayConnection implements RelayConnection {
   }
 
   write(bytes: Uint8Array): Promise<number> {
-    this.#decoder.push(bytes.slice());
+    this.#decoder.push(bytes); // copied by the decoder
     for (let body = this.#decoder.next(); body !== undefined; body = this.#decoder.next()) {
       const message = decodeRelayMessage(body);
       if (message.type !== "open") continue;
@@ -923,8 +924,7 @@ class ReadyRelayConnection implements RelayConnection {
       for (const data of this.stream) {
         frames.push(encodeRelayFrame({ type: "data", linkId: message.linkId, data }));
       }
-      this.#pending = new Uint8Array(frames.reduce((sum, f) => sum + f.length, 0));
-      frames.reduce((at, f) => (this.#pending.set(f, at), at + f.length), 0);
+      this.#pending = concatBytes(frames);
       const [wake, buffer] = [this.#wake, this.#waiting];
       this.#wake = this.#waiting = undefined;
       wake?.(this.#fill(buffer!));
