@@ -1,8 +1,10 @@
 // deno-lint-ignore-file no-console -- a benchmark report: printing is its job.
 /**
  * `deno task bench:e2e`: HTTP load at 32 connections through the full path (client → proxy →
- * relay → sat → Wasm → back), beside a plain `Deno.serve` hello measured in the same run; then
- * the cold-connect time from a sat's first dial to a ready channel through the relay.
+ * relay → sat → Wasm → back), beside a plain `Deno.serve` hello and an OpenSSH reverse tunnel to
+ * that hello (`ssh -R` through a throwaway local sshd, when sshd and ssh are installed), all
+ * measured in the same run; then the cold-connect time from a sat's first dial to a ready channel
+ * through the relay.
  *
  * Load comes from `wrk` (Debian package `wrk`), the lightest load generator here, so that it
  * takes as little of the 2 cores as possible from what it measures.
@@ -16,6 +18,7 @@ import { join } from "node:path";
 import { Identity, loadOrCreateIdentity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import { connectRelay } from "../src/link/mod.ts";
 import { Service } from "../tests/_services.ts";
+import { startSshTunnel } from "./_ssh_tunnel.ts";
 
 const SECONDS = Number(Deno.args[0] ?? 10);
 const CONNECTIONS = 32;
@@ -114,7 +117,20 @@ try {
     `Stratos end-to-end benchmark: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s each`,
   );
   console.log(`(2-core machine: load generator, proxy, relay and sat share it)\n`);
+  const plainBefore = await plain.cpuMs();
   const base = await wrk(`http://127.0.0.1:${plainPort}/`);
+  const plainCpu = await plain.cpuMs() - plainBefore;
+  const tunnel = await startSshTunnel(plainPort);
+  let ssh: { load: Load; cpuMs: number } | undefined;
+  if (typeof tunnel !== "string") {
+    try {
+      const before = await tunnel.cpuMs();
+      const load = await wrk(`http://127.0.0.1:${tunnel.port}/`);
+      ssh = { load, cpuMs: await tunnel.cpuMs() - before };
+    } finally {
+      await tunnel.stop();
+    }
+  }
   const nodes: [string, Service][] = [["proxy", proxy], ["relay", relay], ["sat", sat]];
   const cpuBefore = await Promise.all(nodes.map(([, s]) => s.cpuMs()));
   const full = await wrk(url);
@@ -129,15 +145,24 @@ try {
     }`,
   );
   console.log(row("plain Deno.serve hello (baseline)", base));
+  if (ssh) console.log(row("ssh -R tunnel → the same hello", ssh.load));
   console.log(row("Stratos: proxy → relay → sat → Wasm", full));
-  console.log(`ratio: ${(full.rps / base.rps * 100).toFixed(1)}% of the baseline's requests/s`);
+  const percent = (l: Load) => `${(l.rps / base.rps * 100).toFixed(1)}%`;
+  console.log(`ratio: ${percent(full)} of the baseline's requests/s`);
+  if (ssh) {
+    console.log(
+      `ssh -R: ${percent(ssh.load)} of the baseline; Stratos serves ` +
+        `${(full.rps / ssh.load.rps).toFixed(2)}× its requests/s`,
+    );
+  } else console.log(`ssh -R: not measured (${tunnel})`);
   // CPU per request holds steady on a shared machine, where requests/s do not.
-  const requests = full.rps * SECONDS;
+  const perRequest = (ms: number, l: Load) => `${(ms * 1000 / (l.rps * SECONDS)).toFixed(0)} µs`;
   console.log(
     "CPU per request (all threads): " +
-      nodes.map(([name], i) =>
-        `${name} ${((cpuAfter[i]! - cpuBefore[i]!) * 1000 / requests).toFixed(0)} µs`
-      ).join(", "),
+      nodes.map(([name], i) => `${name} ${perRequest(cpuAfter[i]! - cpuBefore[i]!, full)}`)
+        .join(", ") +
+      `; plain hello ${perRequest(plainCpu, base)}` +
+      (ssh ? `; ssh + sshd ${perRequest(ssh.cpuMs, ssh.load)} (plus the hello's)` : ""),
   );
 
   // Cold connect: a fresh relay connection, link, XX handshake and trust check, each time.
