@@ -53,41 +53,40 @@ async function run(program: string, args: string[]): Promise<void> {
   }
 }
 
-/** Resolves once `port` answers an HTTP POST with 200, or rejects after `ms`. */
-async function waitForHttp(port: number, ms: number, child: Deno.ChildProcess): Promise<void> {
+/**
+ * Resolves once `ready()` is true (its errors count as not yet), polling every 20 ms; rejects
+ * when `child` (named `who`) exits first or after `ms`.
+ */
+async function waitUntil(
+  ready: () => Promise<boolean>,
+  child: Deno.ChildProcess,
+  who: string,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
   let exited = false;
   child.status.then(() => exited = true);
   const deadline = Date.now() + ms;
   while (Date.now() < deadline && !exited) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/`, {
-        method: "POST",
-        body: "my friend",
-      });
-      await response.body?.cancel();
-      if (response.status === 200) return;
-    } catch {
-      // not forwarding yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (await ready().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  throw new Error(exited ? "ssh exited" : `port ${port} did not answer within ${ms} ms`);
+  throw new Error(
+    exited ? `${who} exited while waiting for ${what}` : `waited ${ms} ms for ${what}`,
+  );
 }
 
-/** Resolves once something accepts TCP connections on `port`, or rejects after `ms`. */
-async function waitForPort(port: number, ms: number, child: Deno.ChildProcess): Promise<void> {
-  let exited = false;
-  child.status.then(() => exited = true);
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline && !exited) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-  throw new Error(exited ? "sshd exited" : `sshd did not listen within ${ms} ms`);
+/** True when something accepts TCP connections on `port`. */
+async function listening(port: number): Promise<boolean> {
+  (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+  return true;
+}
+
+/** True when `port` answers an HTTP POST with 200. */
+async function answering(port: number): Promise<boolean> {
+  const response = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: "my friend" });
+  await response.body?.cancel();
+  return response.status === 200;
 }
 
 /** CPU of `roots` and all their descendants, in ms, from one read of /proc. */
@@ -180,7 +179,12 @@ export async function startSshTunnel(targetPort: number): Promise<SshTunnel | st
       stderr: "null",
     }).spawn();
     children.push(daemon);
-    await waitForPort(sshdPort, 10_000, daemon);
+    await waitUntil(
+      () => listening(sshdPort),
+      daemon,
+      "sshd",
+      `sshd to listen on 127.0.0.1:${sshdPort}`,
+    );
     const user = (await new Deno.Command("id", { args: ["-un"], stdout: "piped" }).output())
       .stdout;
     const forwarded = freePort();
@@ -211,7 +215,12 @@ export async function startSshTunnel(targetPort: number): Promise<SshTunnel | st
       stderr: "null",
     }).spawn();
     children.push(client);
-    await waitForHttp(forwarded, 10_000, client);
+    await waitUntil(
+      () => answering(forwarded),
+      client,
+      "ssh",
+      `an answer through the forwarded port ${forwarded}`,
+    );
     return {
       port: forwarded,
       cpuMs: () => treeCpuMs([daemon.pid, client.pid]),
