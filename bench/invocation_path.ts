@@ -12,12 +12,17 @@
  * @module
  */
 
+import { numberArgs } from "./_args.ts";
 import { Identity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import { SatConnection, serveInvocations } from "../src/invocation/mod.ts";
 import { connectRelay } from "../src/link/mod.ts";
 import { RelayServer } from "../src/relay/mod.ts";
 
-const TOTAL = Number(Deno.args[0] ?? 50_000);
+const TOTAL = numberArgs(
+  "deno run --allow-net=127.0.0.1 --allow-read --allow-write bench/invocation_path.ts",
+  "Invocations through SatConnection, a relay over TCP and serveInvocations, in one process.",
+  [{ name: "N", help: "invocations measured", default: 50_000, integer: true }],
+)[0]!;
 const CONCURRENCY = 32;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -15,13 +15,19 @@
  * @module
  */
 
+import { numberArgs } from "./_args.ts";
 import { Runnable, RunnablePool } from "../src/wasm/mod.ts";
 
-const JOBS = Number(Deno.args[0] ?? 200_000);
-const IN_FLIGHT = 32;
 const CHILD = "--child";
+const child = Deno.args.includes(CHILD);
+const JOBS = child ? Number(Deno.args[0]) : numberArgs(
+  "deno run --allow-read --allow-run bench/job_gc.ts",
+  "helloworld-rs jobs through a RunnablePool with and without V8's allocation-site pretenuring.",
+  [{ name: "JOBS", help: "jobs per setting", default: 200_000, integer: true }],
+)[0]!;
+const IN_FLIGHT = 32;
 
-if (Deno.args.includes(CHILD)) {
+if (child) {
   const bytes = await Deno.readFile(
     new URL("../runnables/helloworld-rs/helloworld-rs.wasm", import.meta.url),
   );

@@ -9,11 +9,16 @@
  * @module
  */
 
+import { numberArgs } from "./_args.ts";
 import { Identity } from "../src/channel/mod.ts";
 import { connectRelay, type LinkNetwork } from "../src/link/mod.ts";
 import type { MessageTransport } from "../src/wire/mod.ts";
 
-const N = Number(Deno.args[0] ?? 10_000);
+const N = numberArgs(
+  "deno task bench:idle",
+  "The relay's memory per idle sat: N connections, each with a link open, then idle.",
+  [{ name: "N", help: "idle sat connections", default: 10_000, integer: true }],
+)[0]!;
 const BATCH = 200;
 const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
 const args = (tasks.relay as string).split(/\s+/).slice(2); // after "deno run"

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { numberArgs } from "./_args.ts";
 import {
   startNetwork,
   startSat,
@@ -21,7 +22,11 @@ import {
 } from "../tests/_network.ts";
 
 const MiB = 1024 * 1024;
-const SIZE = Number(Deno.args[0] ?? 100) * MiB;
+const SIZE = numberArgs(
+  "deno task bench:stream",
+  "One large body through proxy, relay, sat and Wasm, beside a plain Deno.serve reading it.",
+  [{ name: "MIB", help: "size of the body in MiB", default: 100, integer: true }],
+)[0]! * MiB;
 const RUNS = 5;
 
 const data = new Uint8Array(SIZE);
