@@ -9,7 +9,7 @@
  * Load comes from `wrk` (Debian package `wrk`), the lightest load generator here, so that it
  * takes as little of the 2 cores as possible from what it measures.
  *
- * Usage: deno task bench:e2e [SECONDS]   (default 10 s per measurement)
+ * Usage: deno task bench:e2e [SECONDS] [ROUNDS]   (default 5 s per measurement, 3 rounds)
  *
  * @module
  */
@@ -18,9 +18,22 @@ import { join } from "node:path";
 import { Identity, loadOrCreateIdentity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import { connectRelay } from "../src/link/mod.ts";
 import { Service } from "../tests/_services.ts";
+import { numberArgs } from "./_args.ts";
 import { startSshTunnel } from "./_ssh_tunnel.ts";
 
-const SECONDS = Number(Deno.args[0] ?? 10);
+const [SECONDS, ROUNDS] = numberArgs(
+  "deno task bench:e2e",
+  "HTTP load through proxy, relay, sat and Wasm beside a plain Deno.serve hello (and ssh -R).",
+  [
+    { name: "SECONDS", help: "length of each load", default: 5 },
+    {
+      name: "ROUNDS",
+      help: "rounds of the three loads, one after the other",
+      default: 3,
+      integer: true,
+    },
+  ],
+) as [number, number];
 const CONNECTIONS = 32;
 const COLD_CONNECTS = 30;
 
@@ -69,6 +82,50 @@ async function wrk(url: string): Promise<Load> {
   }
 }
 
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
+}
+
+/** Something whose CPU time can be read: a service, or the ssh tunnel's processes. */
+interface CpuSource {
+  cpuMs(): Promise<number>;
+}
+
+/** The loads of one configuration, round after round, and the CPU its processes used. */
+class Runs {
+  readonly loads: Load[] = [];
+  readonly #cpuMs: number[];
+  #requests = 0;
+
+  constructor(readonly name: string, readonly processes: readonly CpuSource[]) {
+    this.#cpuMs = processes.map(() => 0);
+  }
+
+  async measure(url: string): Promise<void> {
+    const before = await Promise.all(this.processes.map((p) => p.cpuMs()));
+    const load = await wrk(url);
+    const after = await Promise.all(this.processes.map((p) => p.cpuMs()));
+    after.forEach((ms, i) => this.#cpuMs[i]! += ms - before[i]!);
+    this.#requests += load.rps * SECONDS;
+    this.loads.push(load);
+  }
+
+  row(): string {
+    const m = (pick: (l: Load) => number) => median(this.loads.map(pick));
+    return `${this.name.padEnd(38)}${m((l) => l.rps).toFixed(0).padStart(9)}${
+      m((l) => l.p50).toFixed(2).padStart(9)
+    }${m((l) => l.p99).toFixed(2).padStart(9)}${
+      String(this.loads.reduce((sum, l) => sum + l.errors, 0)).padStart(8)
+    }`;
+  }
+
+  /** CPU time of process `i` per request over all rounds. */
+  cpuPerRequest(i: number): string {
+    return `${(this.#cpuMs[i]! * 1000 / this.#requests).toFixed(0)} µs`;
+  }
+}
+
 const home = await Deno.makeTempDir({ prefix: "stratos-bench-" });
 const services: Service[] = [];
 try {
@@ -114,55 +171,58 @@ try {
   }
 
   console.log(
-    `Stratos end-to-end benchmark: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s each`,
+    `Stratos end-to-end benchmark: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s each, ` +
+      `${ROUNDS} rounds`,
   );
   console.log(`(2-core machine: load generator, proxy, relay and sat share it)\n`);
-  const plainBefore = await plain.cpuMs();
-  const base = await wrk(`http://127.0.0.1:${plainPort}/`);
-  const plainCpu = await plain.cpuMs() - plainBefore;
   const tunnel = await startSshTunnel(plainPort);
-  let ssh: { load: Load; cpuMs: number } | undefined;
-  if (typeof tunnel !== "string") {
-    try {
-      const before = await tunnel.cpuMs();
-      const load = await wrk(`http://127.0.0.1:${tunnel.port}/`);
-      ssh = { load, cpuMs: await tunnel.cpuMs() - before };
-    } finally {
-      await tunnel.stop();
-    }
-  }
+  // Each round loads the baseline, the ssh tunnel and Stratos one after the other, so that every
+  // ratio compares loads measured a few seconds apart on this shared machine.
+  const plainRuns = new Runs("plain Deno.serve hello (baseline)", [plain]);
+  const sshRuns = typeof tunnel === "string"
+    ? undefined
+    : new Runs("ssh -R tunnel → the same hello", [tunnel]);
   const nodes: [string, Service][] = [["proxy", proxy], ["relay", relay], ["sat", sat]];
-  const cpuBefore = await Promise.all(nodes.map(([, s]) => s.cpuMs()));
-  const full = await wrk(url);
-  const cpuAfter = await Promise.all(nodes.map(([, s]) => s.cpuMs()));
-  const row = (name: string, l: Load) =>
-    `${name.padEnd(38)}${l.rps.toFixed(0).padStart(9)}${l.p50.toFixed(2).padStart(9)}${
-      l.p99.toFixed(2).padStart(9)
-    }${String(l.errors).padStart(8)}`;
+  const stratosRuns = new Runs("Stratos: proxy → relay → sat → Wasm", nodes.map(([, s]) => s));
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      await plainRuns.measure(`http://127.0.0.1:${plainPort}/`);
+      if (sshRuns && typeof tunnel !== "string") {
+        await sshRuns.measure(`http://127.0.0.1:${tunnel.port}/`);
+      }
+      await stratosRuns.measure(url);
+    }
+  } finally {
+    if (typeof tunnel !== "string") await tunnel.stop();
+  }
   console.log(
-    `${"".padEnd(38)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${
-      "errors".padStart(8)
-    }`,
+    `${"median of rounds; errors: total".padEnd(38)}${"req/s".padStart(9)}${"p50 ms".padStart(9)}${
+      "p99 ms".padStart(9)
+    }${"errors".padStart(8)}`,
   );
-  console.log(row("plain Deno.serve hello (baseline)", base));
-  if (ssh) console.log(row("ssh -R tunnel → the same hello", ssh.load));
-  console.log(row("Stratos: proxy → relay → sat → Wasm", full));
-  const percent = (l: Load) => `${(l.rps / base.rps * 100).toFixed(1)}%`;
-  console.log(`ratio: ${percent(full)} of the baseline's requests/s`);
-  if (ssh) {
+  for (const runs of [plainRuns, sshRuns, stratosRuns]) if (runs) console.log(runs.row());
+  const ratios = (of: Runs, to: Runs) => of.loads.map((l, i) => l.rps / to.loads[i]!.rps);
+  const percents = (values: number[]) =>
+    `${values.map((v) => `${(v * 100).toFixed(1)}%`).join(", ")} (median ${
+      (median(values) * 100).toFixed(1)
+    }%)`;
+  console.log(
+    `\nratio to the baseline's requests/s, by round: ${percents(ratios(stratosRuns, plainRuns))}`,
+  );
+  if (sshRuns) {
+    console.log(`ssh -R to the baseline, by round: ${percents(ratios(sshRuns, plainRuns))}`);
     console.log(
-      `ssh -R: ${percent(ssh.load)} of the baseline; Stratos serves ` +
-        `${(full.rps / ssh.load.rps).toFixed(2)}× its requests/s`,
+      `Stratos to ssh -R, by round: ${
+        ratios(stratosRuns, sshRuns).map((v) => `${v.toFixed(2)}×`).join(", ")
+      }`,
     );
   } else console.log(`ssh -R: not measured (${tunnel})`);
   // CPU per request holds steady on a shared machine, where requests/s do not.
-  const perRequest = (ms: number, l: Load) => `${(ms * 1000 / (l.rps * SECONDS)).toFixed(0)} µs`;
   console.log(
-    "CPU per request (all threads): " +
-      nodes.map(([name], i) => `${name} ${perRequest(cpuAfter[i]! - cpuBefore[i]!, full)}`)
-        .join(", ") +
-      `; plain hello ${perRequest(plainCpu, base)}` +
-      (ssh ? `; ssh + sshd ${perRequest(ssh.cpuMs, ssh.load)} (plus the hello's)` : ""),
+    "CPU per request (all threads, all rounds): " +
+      nodes.map(([name], i) => `${name} ${stratosRuns.cpuPerRequest(i)}`).join(", ") +
+      `; plain hello ${plainRuns.cpuPerRequest(0)}` +
+      (sshRuns ? `; ssh + sshd ${sshRuns.cpuPerRequest(0)} (plus the hello's)` : ""),
   );
 
   // Cold connect: a fresh relay connection, link, XX handshake and trust check, each time.
