@@ -1,8 +1,8 @@
 /**
  * An OpenSSH reverse tunnel (`ssh -R` through a throwaway `sshd` on loopback) in front of a local
  * port: the comparison that issue 3 names for `deno task bench:e2e`. Everything it needs (host
- * key, client key, authorized_keys, sshd_config) lives in a temporary folder removed by `stop`;
- * nothing in `~/.ssh` or `/etc/ssh` is read or changed.
+ * key, client key, authorized_keys, known_hosts pinning that host key, sshd_config) lives in a
+ * temporary folder removed by `stop`; nothing in `~/.ssh` or `/etc/ssh` is read or changed.
  *
  * Needs `sshd`, `ssh` and `ssh-keygen` (Debian: `apt-get install openssh-server
  * openssh-client`). When one is missing or the tunnel does not come up, `startSshTunnel` says why
@@ -185,6 +185,12 @@ export async function startSshTunnel(targetPort: number): Promise<SshTunnel | st
       "sshd",
       `sshd to listen on 127.0.0.1:${sshdPort}`,
     );
+    // ssh trusts exactly the host key made above: no blind acceptance, even on loopback.
+    const knownHosts = join(dir, "known_hosts");
+    await Deno.writeTextFile(
+      knownHosts,
+      `[127.0.0.1]:${sshdPort} ${(await Deno.readTextFile(`${hostKey}.pub`)).trim()}\n`,
+    );
     const user = (await new Deno.Command("id", { args: ["-un"], stdout: "piped" }).output())
       .stdout;
     const forwarded = freePort();
@@ -199,9 +205,9 @@ export async function startSshTunnel(targetPort: number): Promise<SshTunnel | st
         "-o",
         "BatchMode=yes",
         "-o",
-        "StrictHostKeyChecking=no",
+        "StrictHostKeyChecking=yes",
         "-o",
-        "UserKnownHostsFile=/dev/null",
+        `UserKnownHostsFile=${knownHosts}`,
         "-o",
         "ExitOnForwardFailure=yes",
         "-o",
