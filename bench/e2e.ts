@@ -98,13 +98,17 @@ class Runs {
   readonly #cpuMs: number[];
   #requests = 0;
 
-  constructor(readonly name: string, readonly processes: readonly CpuSource[]) {
+  constructor(
+    readonly name: string,
+    readonly url: string,
+    readonly processes: readonly CpuSource[],
+  ) {
     this.#cpuMs = processes.map(() => 0);
   }
 
-  async measure(url: string): Promise<void> {
+  async measure(): Promise<void> {
     const before = await Promise.all(this.processes.map((p) => p.cpuMs()));
-    const load = await wrk(url);
+    const load = await wrk(this.url);
     const after = await Promise.all(this.processes.map((p) => p.cpuMs()));
     after.forEach((ms, i) => this.#cpuMs[i]! += ms - before[i]!);
     this.#requests += load.rps * SECONDS;
@@ -178,19 +182,21 @@ try {
   const tunnel = await startSshTunnel(plainPort);
   // Each round loads the baseline, the ssh tunnel and Stratos one after the other, so that every
   // ratio compares loads measured a few seconds apart on this shared machine.
-  const plainRuns = new Runs("plain Deno.serve hello (baseline)", [plain]);
+  const plainRuns = new Runs(
+    "plain Deno.serve hello (baseline)",
+    `http://127.0.0.1:${plainPort}/`,
+    [plain],
+  );
   const sshRuns = typeof tunnel === "string"
     ? undefined
-    : new Runs("ssh -R tunnel → the same hello", [tunnel]);
+    : new Runs("ssh -R tunnel → the same hello", `http://127.0.0.1:${tunnel.port}/`, [tunnel]);
   const nodes: [string, Service][] = [["proxy", proxy], ["relay", relay], ["sat", sat]];
-  const stratosRuns = new Runs("Stratos: proxy → relay → sat → Wasm", nodes.map(([, s]) => s));
+  const stratosRuns = new Runs("Stratos: proxy → relay → sat → Wasm", url, nodes.map(([, s]) => s));
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      await plainRuns.measure(`http://127.0.0.1:${plainPort}/`);
-      if (sshRuns && typeof tunnel !== "string") {
-        await sshRuns.measure(`http://127.0.0.1:${tunnel.port}/`);
-      }
-      await stratosRuns.measure(url);
+      await plainRuns.measure();
+      await sshRuns?.measure();
+      await stratosRuns.measure();
     }
   } finally {
     if (typeof tunnel !== "string") await tunnel.stop();
