@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   bodyBytes,
+  Cancellation,
   decodeInvocationMessage,
   type InvocationBody,
   InvocationProtocolError,
@@ -186,6 +187,38 @@ Deno.test("aborting an invocation cancels it on the sat", async () => {
   controller.abort(new Error("client went away"));
   await assert.rejects(call, /client went away/);
   assert.match(String(await aborted), /cancelled by the proxy/);
+  assert.equal(sat.inFlight, 0);
+  await sat.close();
+  await served;
+});
+
+Deno.test("a Cancellation cancels the invocation waiting on it, and refuses later ones", async () => {
+  let seenAbort: (reason: unknown) => void;
+  const aborted = new Promise((resolve) => (seenAbort = resolve));
+  let runs = 0;
+  const { sat, served } = await setUp((_, __, signal) => {
+    runs++;
+    return new Promise((_, reject) => {
+      signal.addEventListener("abort", () => {
+        seenAbort(signal.reason);
+        reject(signal.reason);
+      });
+    });
+  });
+  const cancellation = new Cancellation();
+  const call = sat.invoke(header("hello"), bytes(""), { cancellation });
+  await new Promise((r) => setTimeout(r, 10));
+  cancellation.cancel(new Error("deadline passed"));
+  cancellation.cancel(new Error("a second reason is ignored"));
+  await assert.rejects(call, /deadline passed/);
+  assert.match(String(await aborted), /cancelled by the proxy/);
+  assert.equal(sat.inFlight, 0);
+  // Already cancelled: refused before anything is sent.
+  await assert.rejects(
+    () => sat.invoke(header("hello"), bytes(""), { cancellation }),
+    /deadline passed/,
+  );
+  assert.equal(runs, 1);
   assert.equal(sat.inFlight, 0);
   await sat.close();
   await served;

@@ -30,6 +30,7 @@ export {
   SatGoneError,
   type StreamedOutcome,
 } from "./sat_connection.ts";
+export { Cancellation } from "./cancellation.ts";
 export { INITIAL_WINDOW } from "./_flow.ts";
 export type { OutgoingBody } from "./_stream_sender.ts";
 export {
