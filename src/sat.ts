@@ -25,7 +25,7 @@ import {
   createStandaloneHandler,
   DeployedRunnables,
   hostServicesFrom,
-  loggedRunner,
+  observedRunner,
   runnableDigests,
   SatMetrics,
   SatNode,
@@ -292,10 +292,7 @@ await runService("sat", COMMAND, async (flags, log) => {
     functions: runnables ? [...runnables.keys()] : [],
     digests: runnables ? await runnableDigests(resolve(base, pinnedDir!)) : undefined,
     maxBodyBytes: positiveInteger(flags["max-body"] as string, "max-body") * 1024 * 1024,
-    runner: loggedRunner(
-      metrics.instrument(runnables ? wasmRunner(runnables) : delivery!.runner),
-      log,
-    ),
+    runner: observedRunner(runnables ? wasmRunner(runnables) : delivery!.runner, log, metrics),
     delivery,
     log,
   });

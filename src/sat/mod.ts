@@ -15,4 +15,4 @@ export {
 export { runnableDigests } from "./runnable_digests.ts";
 export { SatMetrics } from "./sat_metrics.ts";
 export { hostServicesFrom } from "./host_services_from.ts";
-export { loggedRunner } from "./logged_runner.ts";
+export { observedRunner } from "./observed_runner.ts";

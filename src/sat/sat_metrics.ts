@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { InvocationRunner } from "../invocation/mod.ts";
 import { type Counter, type Histogram, MetricsRegistry } from "../metrics/mod.ts";
 
 /** The sat's metrics. */
@@ -37,19 +36,9 @@ export class SatMetrics {
     );
   }
 
-  /** `runner`, counted. */
-  instrument(runner: InvocationRunner): InvocationRunner {
-    return async (header, body, signal) => {
-      const started = performance.now();
-      let outcome = "error";
-      try {
-        const result = await runner(header, body, signal);
-        outcome = result.ok ? "ok" : result.code === 504 ? "timeout" : "error";
-        return result;
-      } finally {
-        this.invocations.inc({ fn: header.fn, outcome });
-        this.latency.observe({ fn: header.fn }, (performance.now() - started) / 1000);
-      }
-    };
+  /** Counts one invocation of `fn` that ended with `outcome`, after `seconds`. */
+  record(fn: string, outcome: "ok" | "error" | "timeout", seconds: number): void {
+    this.invocations.inc({ fn, outcome });
+    this.latency.observe({ fn }, seconds);
   }
 }
