@@ -1,10 +1,11 @@
 // deno-lint-ignore-file no-console -- a benchmark report: printing is its job.
 /**
  * `deno task bench:e2e`: HTTP load at 32 connections through the full path (client → proxy →
- * relay → sat → Wasm → back), beside a plain `Deno.serve` hello and an OpenSSH reverse tunnel to
- * that hello (`ssh -R` through a throwaway local sshd, when sshd and ssh are installed), all
- * measured in the same run; then the cold-connect time from a sat's first dial to a ready channel
- * through the relay.
+ * relay → sat → Wasm → back), beside a plain `Deno.serve` hello, an OpenSSH reverse tunnel to
+ * that hello (`ssh -R` through a throwaway local sshd, when sshd and ssh are installed) and the
+ * bare pipeline (bench/_bare_pipeline.ts: the same three processes and TCP hops with none of
+ * Stratos's work, the ceiling of this layout), all measured in the same run; then the
+ * cold-connect time from a sat's first dial to a ready channel through the relay.
  *
  * Load comes from `wrk` (Debian package `wrk`), the lightest load generator here, so that it
  * takes as little of the 2 cores as possible from what it measures.
@@ -136,6 +137,17 @@ try {
   const plain = Service.start("bench:hello", [], {});
   services.push(plain);
   const plainPort = Number((await plain.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
+  const listening = /^listening on 127\.0\.0\.1:(\d+)$/;
+
+  const bareRelay = Service.start("bench:bare", ["relay"], {});
+  services.push(bareRelay);
+  const bareRelayPort = (await bareRelay.line(listening))[1]!;
+  const bareBack = Service.start("bench:bare", ["back", bareRelayPort], {});
+  services.push(bareBack);
+  await bareBack.line(/^connected$/);
+  const bareFront = Service.start("bench:bare", ["front", bareRelayPort], {});
+  services.push(bareFront);
+  const barePort = Number((await bareFront.line(listening))[1]);
 
   const relay = Service.start("relay", ["--listen", "127.0.0.1:0", "--log-level", "warn"], {
     STRATOS_HOME: join(home, "relay"),
@@ -190,12 +202,18 @@ try {
   const sshRuns = typeof tunnel === "string"
     ? undefined
     : new Runs("ssh -R tunnel → the same hello", `http://127.0.0.1:${tunnel.port}/`, [tunnel]);
+  const bareRuns = new Runs(
+    "bare pipeline: 3 processes, no work",
+    `http://127.0.0.1:${barePort}/`,
+    [bareFront, bareRelay, bareBack],
+  );
   const nodes: [string, Service][] = [["proxy", proxy], ["relay", relay], ["sat", sat]];
   const stratosRuns = new Runs("Stratos: proxy → relay → sat → Wasm", url, nodes.map(([, s]) => s));
   try {
     for (let round = 0; round < ROUNDS; round++) {
       await plainRuns.measure();
       await sshRuns?.measure();
+      await bareRuns.measure();
       await stratosRuns.measure();
     }
   } finally {
@@ -206,7 +224,7 @@ try {
       "p99 ms".padStart(9)
     }${"errors".padStart(8)}`,
   );
-  for (const runs of [plainRuns, sshRuns, stratosRuns]) if (runs) console.log(runs.row());
+  for (const runs of [plainRuns, sshRuns, bareRuns, stratosRuns]) if (runs) console.log(runs.row());
   const ratios = (of: Runs, to: Runs) => of.loads.map((l, i) => l.rps / to.loads[i]!.rps);
   const percents = (values: number[]) =>
     `${values.map((v) => `${(v * 100).toFixed(1)}%`).join(", ")} (median ${
@@ -223,12 +241,15 @@ try {
       }`,
     );
   } else console.log(`ssh -R: not measured (${tunnel})`);
+  console.log(`bare pipeline to the baseline, by round: ${percents(ratios(bareRuns, plainRuns))}`);
   // CPU per request holds steady on a shared machine, where requests/s do not.
   console.log(
     "CPU per request (all threads, all rounds): " +
       nodes.map(([name], i) => `${name} ${stratosRuns.cpuPerRequest(i)}`).join(", ") +
       `; plain hello ${plainRuns.cpuPerRequest(0)}` +
-      (sshRuns ? `; ssh + sshd ${sshRuns.cpuPerRequest(0)} (plus the hello's)` : ""),
+      (sshRuns ? `; ssh + sshd ${sshRuns.cpuPerRequest(0)} (plus the hello's)` : "") +
+      `; bare pipeline: front ${bareRuns.cpuPerRequest(0)}, relay ${bareRuns.cpuPerRequest(1)}, ` +
+      `back ${bareRuns.cpuPerRequest(2)}`,
   );
 
   // Cold connect: a fresh relay connection, link, XX handshake and trust check, each time.
