@@ -18,6 +18,7 @@ import {
   encodeHello,
   encodeWithBody,
   INVOKE,
+  MAX_JSON_HEADER_LEN,
   RESULT,
 } from "../src/invocation/invocation_codec.ts";
 import { channelPair } from "./_channels.ts";
@@ -190,6 +191,56 @@ Deno.test("aborting an invocation cancels it on the sat", async () => {
   assert.equal(sat.inFlight, 0);
   await sat.close();
   await served;
+});
+
+Deno.test("INVOKE and RESULT headers round-trip with non-ASCII text, beside and after others", () => {
+  const messages = [
+    encodeWithBody(INVOKE, 1, header("hello", { url: "/caf\u00e9?q=\u{1F600}" }), bytes("a")),
+    encodeWithBody(RESULT, 2, { ok: false, code: 500, message: "\u00fcber \u{1F680}" }, bytes("")),
+    encodeWithBody(INVOKE, 3, header("ascii"), bytes("after")),
+  ].map((parts) => parts[0]!);
+  assert.deepEqual(decodeInvocationMessage(messages[0]!), {
+    type: INVOKE,
+    id: 1,
+    end: true,
+    header: header("hello", { url: "/caf\u00e9?q=\u{1F600}" }),
+    chunk: bytes("a"),
+  });
+  assert.deepEqual(decodeInvocationMessage(messages[1]!), {
+    type: RESULT,
+    id: 2,
+    end: true,
+    header: { ok: false, code: 500, message: "\u00fcber \u{1F680}" },
+    chunk: bytes(""),
+  });
+  assert.deepEqual(decodeInvocationMessage(messages[2]!), {
+    type: INVOKE,
+    id: 3,
+    end: true,
+    header: header("ascii"),
+    chunk: bytes("after"),
+  });
+});
+
+Deno.test("a JSON header over MAX_JSON_HEADER_LEN bytes is refused, in ASCII and in UTF-8", () => {
+  // `exact` encodes to the limit; one more character, or a 2-byte one in place of one, is over.
+  const fits = "x".repeat(MAX_JSON_HEADER_LEN - 100);
+  const json = JSON.stringify(header("hello", { url: fits })).length;
+  const url = "x".repeat(MAX_JSON_HEADER_LEN - 100 - (json - MAX_JSON_HEADER_LEN));
+  const exact = header("hello", { url });
+  assert.equal(JSON.stringify(exact).length, MAX_JSON_HEADER_LEN);
+  assert.equal(
+    decodeInvocationMessage(encodeWithBody(INVOKE, 1, exact, bytes(""))[0]!).type,
+    INVOKE,
+  );
+  assert.throws(
+    () => encodeWithBody(INVOKE, 1, header("hello", { url: url + "x" }), bytes("")),
+    /exceeds 16384 bytes/,
+  );
+  assert.throws(
+    () => encodeWithBody(INVOKE, 1, header("hello", { url: "\u00e9" + url.slice(1) }), bytes("")),
+    /exceeds 16384 bytes/,
+  );
 });
 
 Deno.test("a Cancellation cancels the invocation waiting on it, and refuses later ones", async () => {

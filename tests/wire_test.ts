@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  allocBytes,
   BatchedFrameWriter,
   concatBytes,
   ConnTransport,
@@ -12,6 +13,7 @@ import {
   FrameError,
   LENGTH_PREFIX_LEN,
   MAX_LINK_MESSAGE_LEN,
+  MAX_SLAB_ALLOC,
   memoryTransportPair,
   TransportClosedError,
   WRITE_BATCH_LEN,
@@ -233,4 +235,26 @@ Deno.test("decodeUtf8Strict decodes exactly as a fatal TextDecoder, and throws w
       `${bytes}`,
     );
   }
+});
+
+Deno.test("allocBytes hands out zeroed, separate arrays; small ones share slabs, large ones not", () => {
+  const small = Array.from({ length: 300 }, (_, i) => allocBytes(1 + (i * 37) % MAX_SLAB_ALLOC));
+  for (const bytes of small) {
+    assert.ok(bytes.every((b) => b === 0), "a new array is all zero");
+    assert.equal(bytes.byteOffset % 8, 0, "each starts 8-aligned");
+    bytes.fill(0xff);
+  }
+  // Filling each did not touch another: no two overlap.
+  const bySlab = Map.groupBy(small, (bytes) => bytes.buffer);
+  assert.ok(bySlab.size < small.length / 4, "small arrays share slabs");
+  for (const views of bySlab.values()) {
+    const sorted = views.toSorted((a, b) => a.byteOffset - b.byteOffset);
+    for (let i = 1; i < sorted.length; i++) {
+      assert.ok(sorted[i - 1]!.byteOffset + sorted[i - 1]!.length <= sorted[i]!.byteOffset);
+    }
+  }
+  const large = allocBytes(MAX_SLAB_ALLOC + 1);
+  assert.equal(large.byteOffset, 0);
+  assert.equal(large.buffer.byteLength, MAX_SLAB_ALLOC + 1);
+  assert.equal(allocBytes(0).length, 0);
 });

@@ -37,7 +37,7 @@
  */
 
 import { MAX_PAYLOAD_LEN } from "../channel/mod.ts";
-import { decodeUtf8Strict } from "../wire/mod.ts";
+import { allocBytes, decodeUtf8Strict } from "../wire/mod.ts";
 import {
   type BlobHeader,
   checkBlobHeader,
@@ -196,7 +196,7 @@ export class InvocationProtocolError extends Error {
 const encoder = new TextEncoder();
 
 function frame(type: number, end: boolean, id: number, size: number): [Uint8Array, number] {
-  const out = new Uint8Array(MESSAGE_HEADER_LEN + size);
+  const out = allocBytes(MESSAGE_HEADER_LEN + size);
   writeHeader(out, type, end, id);
   return [out, MESSAGE_HEADER_LEN];
 }
@@ -252,7 +252,7 @@ export function encodeCancel(id: number): Uint8Array {
 /** WINDOW: `credit` more bytes may be sent on stream `id`. */
 export function encodeWindow(id: number, credit: number): Uint8Array {
   const [out, offset] = frame(WINDOW, true, id, 4);
-  new DataView(out.buffer).setUint32(offset, credit);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(offset, credit);
   return out;
 }
 
@@ -273,13 +273,19 @@ export function encodeWithBody(
   header: InvokeHeader | ResultHeader | BlobHeader | DeployHeader,
   body: Uint8Array,
 ): Uint8Array[] {
-  // Encode the JSON straight into the message (UTF-8 takes at most 3 bytes per UTF-16 unit),
-  // then trim: one allocation instead of two.
+  // Encode the JSON straight into the message, then trim. ASCII JSON (the usual header) takes
+  // as many bytes as characters: that size is tried first; other text takes up to 3 bytes per
+  // UTF-16 unit.
   const json = JSON.stringify(header);
   const jsonAt = MESSAGE_HEADER_LEN + 2;
-  const room = Math.min(json.length * 3, MAX_JSON_HEADER_LEN + 3);
-  const scratch = new Uint8Array(jsonAt + room + Math.min(body.length, MAX_CHUNK_LEN));
-  const { read, written } = encoder.encodeInto(json, scratch.subarray(jsonAt, jsonAt + room));
+  const firstBody = Math.min(body.length, MAX_CHUNK_LEN);
+  let scratch = allocBytes(jsonAt + json.length + firstBody);
+  let { read, written } = encoder.encodeInto(json, scratch.subarray(jsonAt, jsonAt + json.length));
+  if (read < json.length && json.length <= MAX_JSON_HEADER_LEN) {
+    const room = Math.min(json.length * 3, MAX_JSON_HEADER_LEN + 3);
+    scratch = allocBytes(jsonAt + room + firstBody);
+    ({ read, written } = encoder.encodeInto(json, scratch.subarray(jsonAt, jsonAt + room)));
+  }
   if (read < json.length || written > MAX_JSON_HEADER_LEN) {
     throw new RangeError(`invocation header exceeds ${MAX_JSON_HEADER_LEN} bytes`);
   }
@@ -287,7 +293,7 @@ export function encodeWithBody(
   const first = scratch.subarray(0, jsonAt + written + firstLength);
   first[0] = type;
   first[1] = firstLength === body.length ? FLAG_END : 0;
-  const view = new DataView(scratch.buffer);
+  const view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
   view.setUint32(2, id);
   view.setUint16(MESSAGE_HEADER_LEN, written);
   first.set(body.subarray(0, firstLength), jsonAt + written);
