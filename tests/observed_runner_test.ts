@@ -73,3 +73,28 @@ Deno.test("observedRunner logs each invocation with its request id and counts it
     );
   }
 });
+
+Deno.test("observedRunner at info level writes only failures, and still counts every invocation", async () => {
+  const lines: string[] = [];
+  const log = createLogger({ service: "sat", format: "json", write: (line) => lines.push(line) });
+  assert.equal(log.debugEnabled, false);
+  assert.equal(createLogger({ service: "sat", level: "debug" }).debugEnabled, true);
+  const metrics = new SatMetrics(() => true);
+  const run = observedRunner(
+    (h) =>
+      Promise.resolve(
+        h.fn === "ok"
+          ? { ok: true, output: new Uint8Array(0) }
+          : { ok: false, code: 500, message: "trap" },
+      ),
+    log,
+    metrics,
+  );
+  const signal = new AbortController().signal;
+  await run(header("ok", "r-1"), new Uint8Array(0), signal);
+  await run(header("bad", "r-2"), new Uint8Array(0), signal);
+  assert.deepEqual(lines.map((line) => JSON.parse(line).requestId), ["r-2"]);
+  const page = metrics.registry.render();
+  assert.match(page, /stratos_sat_invocations_total\{fn="ok",outcome="ok"\} 1\n/);
+  assert.match(page, /stratos_sat_invocations_total\{fn="bad",outcome="error"\} 1\n/);
+});

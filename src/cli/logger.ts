@@ -20,6 +20,8 @@ export interface Logger {
   warn(message: string, fields?: LogFields): void;
   info(message: string, fields?: LogFields): void;
   debug(message: string, fields?: LogFields): void;
+  /** Whether debug events are written: lets a hot path skip building fields no one reads. */
+  readonly debugEnabled: boolean;
   /** A logger that adds `fields` to every event. */
   child(fields: LogFields): Logger;
 }
@@ -91,6 +93,7 @@ export function createLogger(options: LoggerOptions, base: LogFields = {}): Logg
     warn: (m, f) => emit("warn", m, f),
     info: (m, f) => emit("info", m, f),
     debug: (m, f) => emit("debug", m, f),
+    debugEnabled: threshold >= RANK.debug,
     child: (fields) => createLogger(options, { ...base, ...fields }),
   };
 }
@@ -101,6 +104,7 @@ export const SILENT_LOGGER: Logger = {
   warn() {},
   info() {},
   debug() {},
+  debugEnabled: false,
   child: () => SILENT_LOGGER,
 };
 

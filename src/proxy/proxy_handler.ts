@@ -168,21 +168,32 @@ async function* limited(body: ReadableStream<Uint8Array>, max: number): AsyncGen
   }
 }
 
-/** Response headers: those the steps set (Atmo merges them), then ours. */
-function responseHeaders(
+/**
+ * A 200 response with `output`, the headers the steps set (Atmo merges them), then ours. The
+ * headers are set on the made response: in Deno 2.9 a `headers` init costs about 2 µs more per
+ * response than `headers.set` (the init's record conversion).
+ *
+ * @throws HttpError 500 when a function set an invalid header
+ */
+function okResponse(
+  output: BodyInit,
   set: Readonly<Record<string, string>> | undefined,
   requestId: string,
-): HeadersInit {
-  // Only headers a function set need checking; ours alone go as they are.
-  if (set === undefined) return { "x-request-id": requestId };
-  try {
-    return new Headers({ ...set, "x-request-id": requestId });
-  } catch (error) {
-    throw new HttpError(
-      500,
-      `a function set an invalid response header: ${(error as Error).message}`,
-    );
+): Response {
+  const response = new Response(output);
+  const headers = response.headers;
+  if (set !== undefined) {
+    try {
+      for (const name in set) headers.set(name, set[name]!);
+    } catch (error) {
+      throw new HttpError(
+        500,
+        `a function set an invalid response header: ${(error as Error).message}`,
+      );
+    }
   }
+  headers.set("x-request-id", requestId);
+  return response;
 }
 
 /** Reads the body, refusing one over `max` bytes without buffering more than that. */
@@ -543,11 +554,9 @@ export function createProxyHandler(
           log.info("function error", { requestId, code: outcome.code });
           return errorResponse(code, outcome.message, requestId);
         }
+        const response = okResponse(outcome.output as BodyInit, outcome.headers, requestId);
         status = 200;
-        return new Response(outcome.output as BodyInit, {
-          status,
-          headers: responseHeaders(outcome.headers, requestId),
-        });
+        return response;
       }
       const body = await readBody(request, maxBody);
       const initial = route.seedStateFromHeader ? stateFromHeader(request) : undefined;
@@ -569,10 +578,13 @@ export function createProxyHandler(
         log.info("function error", { requestId, code: outcome.code });
         return errorResponse(code, outcome.message, requestId);
       }
-      const output = outcome.body as Uint8Array<ArrayBuffer>;
-      const outHeaders = responseHeaders(outcome.headers, requestId);
+      const response = okResponse(
+        outcome.body as Uint8Array<ArrayBuffer>,
+        outcome.headers,
+        requestId,
+      );
       status = 200;
-      return new Response(output, { status, headers: outHeaders });
+      return response;
     } catch (error) {
       if (error instanceof HttpError) {
         status = error.status;
@@ -591,13 +603,15 @@ export function createProxyHandler(
         status,
         (performance.now() - started) / 1000,
       );
-      log.debug("request", {
-        requestId,
-        method: request.method,
-        path: url.path,
-        status,
-        ms: Math.round((performance.now() - started) * 100) / 100,
-      });
+      if (log.debugEnabled) {
+        log.debug("request", {
+          requestId,
+          method: request.method,
+          path: url.path,
+          status,
+          ms: Math.round((performance.now() - started) * 100) / 100,
+        });
+      }
     }
   };
 }

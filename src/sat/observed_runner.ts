@@ -43,6 +43,7 @@ export function observedRunner(
       outcome.ok ? "ok" : outcome.code === 504 ? "timeout" : "error",
       seconds,
     );
+    if (outcome.ok && !log.debugEnabled) return outcome;
     const fields = {
       requestId: header.requestId,
       fn: header.fn,
