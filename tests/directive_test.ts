@@ -814,8 +814,11 @@ Deno.test("RouteTable matches :params to one non-empty segment", () => {
   for (const path of ["/users", "/users/", "/users//repos/x", "/users/42/", "", "users/42"]) {
     assert.deepEqual(routes.match("GET", path), { kind: "not-found" }, path);
   }
+  // A plain object (its JSON is cheaper to make), holding the params only as own properties.
   const m = routes.match("GET", "/users/7");
-  assert.equal(m.kind === "found" && Object.getPrototypeOf(m.params), null);
+  assert.ok(m.kind === "found");
+  assert.deepEqual(Object.getOwnPropertyNames(m.params), ["id"]);
+  assert.equal(Object.hasOwn(m.params, "toString"), false);
 });
 
 Deno.test("RouteTable gives a trailing catch-all the rest of the path with its leading /", () => {
@@ -920,4 +923,31 @@ Deno.test("RouteTable compiles many routes and matches each one back", () => {
       { id: "x", rest: "/y/z" },
     ]);
   }
+});
+
+Deno.test("route params are own properties of a plain object, __proto__ and constructor too", () => {
+  const d = parseDirective(
+    HEAD + `handlers:
+  - type: request
+    resource: /p/:__proto__/:constructor/*rest
+    method: GET
+    steps:
+      - fn: hello-rs
+`,
+    { file: FILE, runnables: RUNNABLES },
+  );
+  const m = new RouteTable(d).match("GET", "/p/a/b/c/d");
+  assert.equal(m.kind, "found");
+  const params = m.kind === "found" ? m.params : {};
+  assert.equal(Object.getPrototypeOf(params), Object.prototype);
+  assert.deepEqual(Object.keys(params), ["__proto__", "constructor", "rest"]);
+  assert.equal(Object.hasOwn(params, "__proto__") && params["__proto__"], "a");
+  assert.equal(params.constructor as unknown, "b");
+  // What the invocation header carries, and the sat parses, is the same.
+  assert.deepEqual(
+    Object.entries(JSON.parse(JSON.stringify(params))),
+    [["__proto__", "a"], ["constructor", "b"], ["rest", "/c/d"]],
+  );
+  const plain = new RouteTable(d).match("GET", "/nothing");
+  assert.equal(plain.kind, "not-found");
 });
