@@ -30,9 +30,13 @@ export class Deadlines {
     this.#ms = ms;
   }
 
-  /** Calls `fire` in `ms` unless cleared first. */
-  add(fire: () => void): Deadline {
-    const entry: Entry = { at: performance.now() + this.#ms, fire };
+  /**
+   * Calls `fire` in `ms` unless cleared first.
+   *
+   * @param now `performance.now()`, when the caller has just read it
+   */
+  add(fire: () => void, now: number = performance.now()): Deadline {
+    const entry: Entry = { at: now + this.#ms, fire };
     this.#entries.push(entry);
     if (this.#timer === undefined) this.#arm();
     return {

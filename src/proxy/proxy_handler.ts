@@ -388,11 +388,11 @@ function invoker(
   return async (fn, header, body, clientSignal, stream) => {
     // Not an AbortController: its signal and listeners cost every request microseconds.
     const cancellation = new Cancellation();
+    const now = performance.now();
     const timer = deadlines.add(() =>
       cancellation.cancel(
         new InvocationFailure(504, `"${fn}" did not answer within ${timeoutMs} ms`),
-      )
-    );
+      ), now);
     const onClientGone = () =>
       cancellation.cancel(new InvocationFailure(499, "the client went away"));
     let watched: AbortSignal | undefined;
@@ -401,7 +401,9 @@ function invoker(
       if (watched?.aborted) onClientGone();
       else watched?.addEventListener("abort", onClientGone, { once: true });
     };
-    const lateWatch = typeof clientSignal === "function" ? late.add(watch) : (watch(), undefined);
+    const lateWatch = typeof clientSignal === "function"
+      ? late.add(watch, now)
+      : (watch(), undefined);
     // An invocation that never reached a sat, or that a sat refused without running it, goes
     // to the next one; one that may have run is never repeated.
     const tried = new Set<SatConnection>();
