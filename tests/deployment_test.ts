@@ -49,7 +49,12 @@ async function attach(cacheDir: string) {
   const hello = await deployed.hello();
   const served = serveInvocations(satChannel, hello.functions, deployed.runner, {
     delivery: deployed,
-    hello: { digests: hello.digests, cached: hello.cached, delivery: true },
+    hello: {
+      digests: hello.digests,
+      cached: hello.cached,
+      delivery: true,
+      requestless: hello.requestless,
+    },
   });
   const sat = await SatConnection.accept(proxyChannel);
   return {
@@ -76,6 +81,8 @@ Deno.test("a delivered runnable is checked, cached 0600 under its digest, and se
       await files(HELLO_RS),
     );
     assert.deepEqual([...functions], [["helloworld-rs", sha]]);
+    // READY says helloworld-rs never reads the request: no headers go to it.
+    assert.equal(net.sat.readsRequest("helloworld-rs"), false);
     const outcome = await net.sat.invoke(header("helloworld-rs"), bytes("my friend"));
     assert.ok(outcome.ok);
     assert.equal(text(outcome.output), "hello, my friend");

@@ -97,9 +97,10 @@ type Runner = (
 /** A proxy handler with one real sat behind a real secure channel, running `runner`. */
 async function proxyWith(
   runner: Runner,
-  options: { maxBodyBytes?: number; timeoutMs?: number } = {},
+  options: { maxBodyBytes?: number; timeoutMs?: number; requestless?: string[] } = {},
   directive = DIRECTIVE,
 ) {
+  const { requestless, ...handlerOptions } = options;
   const satIdentity = Identity.generate();
   const proxyIdentity = Identity.generate();
   const [a, b] = memoryTransportPair();
@@ -129,6 +130,7 @@ async function proxyWith(
         header.method,
         signal,
       ),
+    { hello: { requestless } },
   );
   const sats = new SatRegistry();
   const sat = await SatConnection.accept(proxyChannel);
@@ -137,7 +139,7 @@ async function proxyWith(
     resolve: routeResolver(directive),
     sats,
     log: SILENT_LOGGER,
-    ...options,
+    ...handlerOptions,
   });
   return {
     handler,
@@ -182,6 +184,30 @@ Deno.test("URL parameters reach the function", async () => {
       (await call(proxy.handler, { path: "/users/42?x=1", method: "GET" })).text,
       "user 42",
     );
+  } finally {
+    await proxy.close();
+  }
+});
+
+Deno.test("a function whose module never reads the request gets none of it, and no 431", async () => {
+  const seen: Record<string, string>[] = [];
+  const proxy = await proxyWith((_fn, body, params) => {
+    seen.push(params);
+    return Promise.resolve({ ok: true, output: new TextEncoder().encode(`hello, ${body}`) });
+  }, { requestless: ["hello"] });
+  try {
+    const answer = await call(proxy.handler, {
+      path: "/users/42",
+      method: "GET",
+      headers: { "x-request-id": "trace-1", "x-big": "y".repeat(9000) },
+    });
+    // Its headers were never collected, so their size does not matter: none reach it.
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get("x-request-id"), "trace-1");
+    assert.deepEqual(seen, [{}]);
+    // The body, its input, still arrives.
+    const posted = await call(proxy.handler, { path: "/hello", method: "POST", body: "you" });
+    assert.equal(posted.text, "hello, you");
   } finally {
     await proxy.close();
   }

@@ -73,7 +73,12 @@ export interface DeployManifest {
 
 /** A sat's answer to a DEPLOY. */
 export type ReadyReport =
-  | { readonly ok: true; readonly functions: Readonly<Record<string, string>> }
+  | {
+    readonly ok: true;
+    readonly functions: Readonly<Record<string, string>>;
+    /** Those of `functions` whose modules never read the request (see Hello). */
+    readonly requestless?: readonly string[];
+  }
   | { readonly ok: false; readonly error: string };
 
 /** SHA-256 of `bytes`, lower-case hex. */
@@ -110,8 +115,7 @@ function optionalString(value: unknown, what: string): void {
 /** Checks a HELLO's JSON. */
 export function checkHello(value: unknown): Hello {
   if (!isRecord(value)) fail("HELLO");
-  const functions = stringList(value.functions, "HELLO");
-  if (!functions.every((f) => FN_KEY.test(f))) fail("HELLO");
+  const functions = fnKeys(value.functions, "HELLO");
   const hello: { -readonly [K in keyof Hello]: Hello[K] } = { functions };
   if (value.digests !== undefined) hello.digests = digestMap(value.digests, FN_KEY, "HELLO");
   if (value.cached !== undefined) {
@@ -122,7 +126,14 @@ export function checkHello(value: unknown): Hello {
     if (typeof value.delivery !== "boolean") fail("HELLO");
     hello.delivery = value.delivery;
   }
+  if (value.requestless !== undefined) hello.requestless = fnKeys(value.requestless, "HELLO");
   return hello;
+}
+
+function fnKeys(value: unknown, what: string): string[] {
+  const keys = stringList(value, what);
+  if (!keys.every((f) => FN_KEY.test(f))) fail(what);
+  return keys;
 }
 
 /** Checks a BLOB header. */
@@ -154,7 +165,10 @@ export function checkReadyReport(value: unknown): ReadyReport {
     return { ok: false, error: value.error };
   }
   if (!isRecord(value)) fail("READY");
-  return { ok: true, functions: digestMap(value.functions, FN_KEY, "READY") };
+  const functions = digestMap(value.functions, FN_KEY, "READY");
+  return value.requestless === undefined
+    ? { ok: true, functions }
+    : { ok: true, functions, requestless: fnKeys(value.requestless, "READY") };
 }
 
 /** Checks a manifest's JSON (the bytes a DEPLOY carries, decoded). */

@@ -12,15 +12,16 @@
  * 1       1     flags: bit 0 END (the last chunk of this invocation's body or result)
  * 2       4     id: invocation id, big-endian u32 (0 for HELLO)
  * 6       rest  type-specific:
- *   HELLO   JSON Hello (functions, digests, cached, delivery) sat → proxy, once, first
+ *   HELLO   JSON Hello (functions, digests, cached, delivery, sat → proxy, once, first
+ *           requestless)
  *   INVOKE  u16 JSON length, JSON InvokeHeader, body chunk    proxy → sat
  *   BODY    body chunk (continues an INVOKE or a RESULT)       either way
  *   RESULT  u16 JSON length, JSON ResultHeader, output chunk  sat → proxy
  *   CANCEL  empty                                             proxy → sat
  *   BLOB    u16 JSON length, JSON {sha256, size}, content     proxy → sat
  *   DEPLOY  u16 JSON length, JSON {size}, manifest JSON chunk proxy → sat (id: generation)
- *   READY   JSON {functions: {key: sha256}} or {error}       sat → proxy (id: generation; 0:
- *                                                             unasked, e.g. {} when draining)
+ *   READY   JSON {functions: {key: sha256}, requestless} or  sat → proxy (id: generation; 0:
+ *           {error}                                           unasked, e.g. {} when draining)
  *   PING    empty                                             proxy → sat (id: sequence)
  *   PONG    empty                                             sat → proxy (id: the PING's)
  *   WINDOW  u32 bytes                                         either way: more credit for the
@@ -29,6 +30,9 @@
  *
  * BLOB and DEPLOY deliver runnables (see deployment_codec.ts): BLOBs first, each a file
  * content-addressed by SHA-256, then the DEPLOY manifest naming them; the sat answers READY.
+ * `requestless` (HELLO, READY) names the functions whose modules never read the request; their
+ * INVOKEs carry no request headers or params.
+ *
  * An INVOKE, RESULT, BLOB or DEPLOY without END is followed by BODY messages with the same id
  * until one carries END. Decoding is strict: a wrong size, an unknown type or flag, or JSON of
  * the wrong shape throws InvocationProtocolError, and the receiver ends the channel.
@@ -113,6 +117,11 @@ export interface Hello {
   readonly cached?: readonly string[];
   /** True when it takes runnables from the proxy (it was given no --runnables). */
   readonly delivery?: boolean;
+  /**
+   * Keys of the functions whose modules never read the request (no `request_get_field`): the
+   * proxy sends their invocations without the request's headers and params.
+   */
+  readonly requestless?: readonly string[];
 }
 
 /** How an invocation ended. */

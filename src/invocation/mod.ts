@@ -38,6 +38,7 @@ export {
   BodyError,
   type BodyStream,
   type Delivery,
+  type DeployedFunctions,
   type InvocationBody,
   type InvocationRunner,
   type RunOutcome,

@@ -92,6 +92,14 @@ export interface SatConnectionOptions {
 }
 
 const DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024;
+/** The headers and params of an invocation of a function that never reads the request. */
+const NOTHING: Readonly<Record<string, string>> = Object.freeze({});
+
+function isEmpty(record: Readonly<Record<string, string>>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
 /** Ends the body stream of an invocation the sat has answered (one instance: no stack each). */
 const ANSWERED = new Error("the sat answered");
 
@@ -123,6 +131,8 @@ interface ResultStream {
 export class SatConnection {
   readonly #channel: SecureChannel;
   readonly #functions: Map<string, string>;
+  /** Functions whose modules never read the request (HELLO, then each READY). */
+  #requestless: ReadonlySet<string>;
   readonly #delivery: boolean;
   /** Digests of the files the sat holds (cached, its own, or delivered on this channel). */
   readonly #holds: Set<string>;
@@ -170,6 +180,7 @@ export class SatConnection {
       this.#channel.send(encodePing(PING, ping)).catch(() => {});
     }, options.pingIntervalMs ?? 250);
     this.#functions = new Map(hello.functions.map((key) => [key, hello.digests?.[key] ?? ""]));
+    this.#requestless = new Set(hello.requestless);
     this.#delivery = hello.delivery ?? false;
     this.#holds = new Set([...hello.cached ?? [], ...Object.values(hello.digests ?? {})]);
     this.#closed = this.#readLoop();
@@ -213,6 +224,14 @@ export class SatConnection {
   /** The functions the sat runs now: key → SHA-256 of its module ("" when not announced). */
   get functions(): ReadonlyMap<string, string> {
     return this.#functions;
+  }
+
+  /**
+   * False when the sat said `fn`'s module never reads the request: its invocations then go
+   * without the request's headers and params (which {@linkcode invokeStream} drops).
+   */
+  readsRequest(fn: string): boolean {
+    return !this.#requestless.has(fn);
   }
 
   /** True when the sat takes runnables from the proxy. */
@@ -382,6 +401,13 @@ export class SatConnection {
     signal?.throwIfAborted();
     if (cancellation?.reason) throw cancellation.reason;
     const id = this.#allocateId();
+    // What a module cannot read is not sent.
+    if (
+      this.#requestless.has(header.fn) &&
+      (!isEmpty(header.headers) || !isEmpty(header.params))
+    ) {
+      header = { ...header, headers: NOTHING, params: NOTHING };
+    }
     // A body that fits the INVOKE goes in it at once: no window, no sender (the common case).
     // (Only tried for a body of at most one chunk: it encodes the whole body.)
     const single = body instanceof Uint8Array && body.length <= MAX_CHUNK_LEN
@@ -470,13 +496,16 @@ export class SatConnection {
           for (const [key, sha] of Object.entries(message.ready.functions)) {
             this.#functions.set(key, sha);
           }
+          this.#requestless = new Set(message.ready.requestless);
           continue;
         }
         if (message.type === READY) {
           const deploy = this.#deploys.get(message.id);
           if (!deploy) throw new InvocationProtocolError("READY for no deployment");
-          if (message.ready.ok) deploy.resolve(message.ready.functions);
-          else deploy.reject(new DeploymentError(message.ready.error));
+          if (message.ready.ok) {
+            this.#requestless = new Set(message.ready.requestless);
+            deploy.resolve(message.ready.functions);
+          } else deploy.reject(new DeploymentError(message.ready.error));
           continue;
         }
         if (message.type === WINDOW) {

@@ -114,9 +114,17 @@ export interface Delivery {
   store(sha256: string, bytes: Uint8Array): Promise<void>;
   /**
    * Switches to the runnables and configuration of `manifest` (every file it names was
-   * stored or was cached before); resolves with the functions now served, key → SHA-256.
+   * stored or was cached before); resolves with the functions now served.
    */
-  deploy(manifest: DeployManifest): Promise<Record<string, string>>;
+  deploy(manifest: DeployManifest): Promise<DeployedFunctions>;
+}
+
+/** The functions a deployment serves, as READY reports them. */
+export interface DeployedFunctions {
+  /** Key → SHA-256 of its module. */
+  readonly functions: Readonly<Record<string, string>>;
+  /** Keys of those whose modules never read the request (see Hello). */
+  readonly requestless: readonly string[];
 }
 
 /** A request body arriving in chunks. */
@@ -167,7 +175,8 @@ export async function serveInvocations(
       try {
         if (!delivery) throw new Error(NO_DELIVERY);
         if (blobError !== undefined) throw new Error(blobError);
-        report = { functions: await delivery.deploy(manifest) };
+        const { functions, requestless } = await delivery.deploy(manifest);
+        report = { functions, requestless };
       } catch (error) {
         report = { error: (error as Error).message };
       }

@@ -278,6 +278,30 @@ function encodeState(state: ReadonlyMap<string, Uint8Array>): Record<string, str
   return out;
 }
 
+/** What a function that never reads the request gets of its headers. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * The request's headers as a function gets them (lower-case names).
+ *
+ * @throws HttpError 431 when they take more than {@linkcode MAX_HEADER_BYTES}
+ */
+function requestHeaders(request: Request): Record<string, string> {
+  const headers: Record<string, string> = {};
+  let bytes = 0;
+  request.headers.forEach((value, key) => {
+    headers[key] = value;
+    bytes += key.length + value.length + 4;
+  });
+  if (bytes > MAX_HEADER_BYTES) {
+    throw new HttpError(
+      431,
+      `the request headers take ${bytes} bytes; at most ${MAX_HEADER_BYTES} reach a function`,
+    );
+  }
+  return headers;
+}
+
 /** Path and query of an absolute request URL, without a full URL parse. */
 function pathAndQuery(url: string): { path: string; query: string } {
   const start = url.indexOf("/", url.indexOf("//") + 2);
@@ -474,14 +498,7 @@ export function createProxyHandler(
   const streamInvoke = createStreamInvoker(options);
 
   return async (request: Request): Promise<Response> => {
-    // One pass over the headers: the functions get them all, and the proxy reads its own here.
-    const headers: Record<string, string> = {};
-    let headerBytes = 0;
-    request.headers.forEach((value, key) => {
-      headers[key] = value;
-      headerBytes += key.length + value.length + 4;
-    });
-    const requestId = headers["x-request-id"] ?? newRequestId();
+    const requestId = request.headers.get("x-request-id") ?? newRequestId();
     const url = pathAndQuery(request.url);
     // The Directive may not declare these paths, but a `:param` or catch-all could match them.
     const ops = options.ops && opsResponse(request.method, url.path, options.ops);
@@ -500,12 +517,13 @@ export function createProxyHandler(
           allow: route.allowed.join(", "),
         });
       }
-      if (headerBytes > MAX_HEADER_BYTES) {
-        throw new HttpError(
-          431,
-          `the request headers take ${headerBytes} bytes; at most ${MAX_HEADER_BYTES} reach a function`,
-        );
-      }
+      const single = singleFn(route.handler);
+      const fast = single && !route.stream && !route.seedStateFromHeader;
+      // A function whose module never reads the request is sent none of its headers: they are
+      // not even collected (the sat leaves them out of what its runnable can see anyway).
+      const headers = fast && !options.sats.readsRequest(fnKey(single))
+        ? NO_HEADERS
+        : requestHeaders(request);
       if (route.stream) {
         if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
           throw new HttpError(426, `${url.path} is a stream: connect with a WebSocket`, {
@@ -527,10 +545,9 @@ export function createProxyHandler(
         status = 101;
         return response;
       }
-      const single = singleFn(route.handler);
-      if (single && !route.seedStateFromHeader) {
+      if (fast) {
         // One fn whose output is the response: body and output stream through.
-        const declared = headers["content-length"];
+        const declared = request.headers.get("content-length") ?? undefined;
         const size = declared === undefined ? undefined : Number(declared);
         if (size !== undefined && size > maxBody) {
           throw new HttpError(413, `the request body exceeds the limit of ${maxBody} bytes`);

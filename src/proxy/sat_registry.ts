@@ -70,6 +70,21 @@ export class SatRegistry {
     return best;
   }
 
+  /**
+   * Whether an invocation of `fn` may go to a sat whose module reads the request (or to none
+   * yet): false only when every connected sat that runs `fn` said its module never does, so
+   * that the request's headers need not even be collected.
+   */
+  readsRequest(fn: string): boolean {
+    let runs = false;
+    for (const sat of this.#sats) {
+      if (!sat.functions.has(fn)) continue;
+      if (sat.readsRequest(fn)) return true;
+      runs = true;
+    }
+    return !runs;
+  }
+
   /** Closes every sat's channel. */
   async closeAll(): Promise<void> {
     await Promise.allSettled([...this.#sats].map((sat) => sat.close()));

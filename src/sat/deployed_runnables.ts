@@ -11,6 +11,7 @@
 import { join } from "node:path";
 import {
   type Delivery,
+  type DeployedFunctions,
   type DeployManifest,
   type InvocationRunner,
   type SatConfig,
@@ -18,7 +19,7 @@ import {
 } from "../invocation/mod.ts";
 import { Runnable, RunnableCache, type RunnableOptions, RunnablePool } from "../wasm/mod.ts";
 import type { CacheBackend, DatabaseBackend, StaticFiles } from "../wasm/host_services.ts";
-import { wasmRunner } from "./wasm_runner.ts";
+import { requestlessFunctions, wasmRunner } from "./wasm_runner.ts";
 
 const DIGEST = /^[0-9a-f]{64}$/;
 
@@ -81,13 +82,20 @@ export class DeployedRunnables implements Delivery {
     digests: Record<string, string>;
     cached: string[];
     delivery: true;
+    requestless: string[];
   }> {
     const digests = { ...this.#current?.manifest.runnables };
     const cached: string[] = [];
     for await (const entry of Deno.readDir(this.#options.cacheDir)) {
       if (entry.isFile && DIGEST.test(entry.name)) cached.push(entry.name);
     }
-    return { functions: Object.keys(digests), digests, cached: cached.sort(), delivery: true };
+    return {
+      functions: Object.keys(digests),
+      digests,
+      cached: cached.sort(),
+      delivery: true,
+      requestless: this.#current ? requestlessFunctions(this.#current.runnables) : [],
+    };
   }
 
   /** Runs an invocation on the deployment in force. */
@@ -119,7 +127,7 @@ export class DeployedRunnables implements Delivery {
   }
 
   /** @inheritdoc */
-  async deploy(manifest: DeployManifest): Promise<Record<string, string>> {
+  async deploy(manifest: DeployManifest): Promise<DeployedFunctions> {
     const services = await this.#options.services?.(manifest.config) ?? {};
     // The Directive's hosts, and any this sat's operator allowed too (--allow-hosts).
     const allowedHosts = [
@@ -171,7 +179,10 @@ export class DeployedRunnables implements Delivery {
     }
     await this.#prune(manifest, this.#previousManifest);
     this.#previousManifest = manifest;
-    return { ...manifest.runnables };
+    return {
+      functions: { ...manifest.runnables },
+      requestless: requestlessFunctions(runnables),
+    };
   }
 
   /** Stops every runnable. */

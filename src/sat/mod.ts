@@ -5,7 +5,7 @@
  */
 
 export { SatNode, type SatNodeOptions } from "./sat_node.ts";
-export { wasmRunner } from "./wasm_runner.ts";
+export { requestlessFunctions, wasmRunner } from "./wasm_runner.ts";
 export { createStandaloneHandler, type StandaloneHandlerOptions } from "./standalone_handler.ts";
 export {
   DeployedRunnables,

@@ -34,6 +34,11 @@ export interface SatNodeOptions {
   readonly functions: readonly string[];
   /** SHA-256 of each function's module, announced so the proxy can check it is its own. */
   readonly digests?: Readonly<Record<string, string>>;
+  /**
+   * Those of `functions` whose modules never read the request, announced so that the proxy
+   * sends them no request headers or params (ignored with `delivery`).
+   */
+  readonly requestless?: readonly string[];
   /** Runs one invocation (with `delivery`: its runner, maybe instrumented). */
   readonly runner: InvocationRunner;
   /** Takes the runnables the proxy delivers, instead of fixed ones. */
@@ -129,7 +134,7 @@ export class SatNode {
         log.info("connected to the proxy", { proxy: channel.peer, fwd, relay });
         this.#options.onConnected?.(channel.peer);
         this.#connected = true;
-        const { delivery, digests } = this.#options;
+        const { delivery, digests, requestless } = this.#options;
         const hello = delivery ? await delivery.hello() : undefined;
         const error = await serveInvocations(
           channel,
@@ -142,9 +147,14 @@ export class SatNode {
             ...(delivery
               ? {
                 delivery,
-                hello: { digests: hello!.digests, cached: hello!.cached, delivery: true },
+                hello: {
+                  digests: hello!.digests,
+                  cached: hello!.cached,
+                  delivery: true,
+                  requestless: hello!.requestless,
+                },
               }
-              : { hello: { digests: digests ?? {}, delivery: false } }),
+              : { hello: { digests: digests ?? {}, delivery: false, requestless } }),
           },
         );
         this.#connected = false;

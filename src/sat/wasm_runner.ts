@@ -48,3 +48,13 @@ export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): Invocation
       : { ok: true, output: result.output };
   };
 }
+
+/**
+ * Keys of the runnables that never read the request (see `Runnable.readsRequest`), sorted: what
+ * HELLO and READY tell the proxy, which then sends their invocations without the request's
+ * headers and params.
+ */
+export function requestlessFunctions(runnables: ReadonlyMap<string, Runnable>): string[] {
+  return [...runnables].filter(([, runnable]) => !runnable.readsRequest).map(([key]) => key)
+    .sort();
+}

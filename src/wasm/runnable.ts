@@ -164,6 +164,12 @@ export class Runnable {
    * (`"env.does_not_exist"`...): a job that calls one fails, naming it.
    */
   readonly unsupportedImports: readonly string[];
+  /**
+   * Whether the module imports a function that reads or changes the request (`env`'s
+   * `request_get_field`, `request_set_field`): a module that does not can never see the
+   * request's method, URL, headers, params or state, only its input.
+   */
+  readonly readsRequest: boolean;
   readonly #runnable: PoolRunnable;
   readonly #pool: RunnablePool;
   #closed = false;
@@ -178,6 +184,7 @@ export class Runnable {
     this.timeoutMs = runnable.timeoutMs;
     this.maxMemoryPages = runnable.maxMemoryPages;
     this.maxOutputBytes = maxOutputBytes;
+    this.readsRequest = runnable.readsRequest;
     this.unsupportedImports = Object.freeze(unsupportedImports);
     this.#runnable = runnable;
     this.#pool = pool;
