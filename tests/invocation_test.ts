@@ -243,6 +243,60 @@ Deno.test("a JSON header over MAX_JSON_HEADER_LEN bytes is refused, in ASCII and
   );
 });
 
+Deno.test('a plain successful RESULT is {"ok":true} on the wire, and decodes however it is spaced', () => {
+  const json = bytes('{"ok":true}');
+  const output = crypto.getRandomValues(new Uint8Array(MAX_CHUNK_LEN + 10));
+  const [first, rest, ...none] = encodeWithBody(RESULT, 0x01020304, { ok: true }, output);
+  assert.equal(none.length, 0);
+  assert.deepEqual(
+    first,
+    new Uint8Array([
+      RESULT,
+      0,
+      1,
+      2,
+      3,
+      4,
+      0,
+      json.length,
+      ...json,
+      ...output.subarray(0, MAX_CHUNK_LEN - json.length),
+    ]),
+  );
+  assert.deepEqual(decodeInvocationMessage(rest!), {
+    type: 3,
+    id: 0x01020304,
+    end: true,
+    chunk: output.subarray(MAX_CHUNK_LEN - json.length),
+  });
+  assert.deepEqual(decodeInvocationMessage(first!), {
+    type: RESULT,
+    id: 0x01020304,
+    end: false,
+    header: { ok: true },
+    chunk: output.subarray(0, MAX_CHUNK_LEN - json.length),
+  });
+  // The same header written otherwise goes through the parser, to the same result.
+  const spaced = bytes('{ "ok": true }');
+  const message = new Uint8Array([RESULT, 1, 0, 0, 0, 9, 0, spaced.length, ...spaced, 42]);
+  assert.deepEqual(decodeInvocationMessage(message), {
+    type: RESULT,
+    id: 9,
+    end: true,
+    header: { ok: true },
+    chunk: Uint8Array.of(42),
+  });
+  // Headers set by the function keep the JSON path.
+  const withHeaders = encodeWithBody(RESULT, 5, { ok: true, headers: { a: "b" } }, bytes("x"));
+  assert.deepEqual(decodeInvocationMessage(withHeaders[0]!), {
+    type: RESULT,
+    id: 5,
+    end: true,
+    header: { ok: true, headers: { a: "b" } },
+    chunk: bytes("x"),
+  });
+});
+
 Deno.test("a Cancellation cancels the invocation waiting on it, and refuses later ones", async () => {
   let seenAbort: (reason: unknown) => void;
   const aborted = new Promise((resolve) => (seenAbort = resolve));

@@ -282,6 +282,7 @@ export function encodeWithBody(
   header: InvokeHeader | ResultHeader | BlobHeader | DeployHeader,
   body: Uint8Array,
 ): Uint8Array[] {
+  if (type === RESULT && isOkHeader(header)) return encodeOk(id, body);
   // Encode the JSON straight into the message, then trim. ASCII JSON (the usual header) takes
   // as many bytes as characters: that size is tried first; other text takes up to 3 bytes per
   // UTF-16 unit.
@@ -306,8 +307,43 @@ export function encodeWithBody(
   view.setUint32(2, id);
   view.setUint16(MESSAGE_HEADER_LEN, written);
   first.set(body.subarray(0, firstLength), jsonAt + written);
+  return withBodies(first, id, body, firstLength);
+}
+
+/** The header of a plain successful RESULT, and its JSON. */
+const OK_HEADER: ResultHeader = Object.freeze({ ok: true });
+const OK_JSON = encoder.encode(JSON.stringify(OK_HEADER));
+
+/** Whether `rest` (a RESULT after its fixed header) starts with the length and JSON of OK. */
+function isOkJson(rest: Uint8Array): boolean {
+  for (let i = 0; i < OK_JSON.length; i++) if (rest[2 + i] !== OK_JSON[i]) return false;
+  return true;
+}
+
+function isOkHeader(header: object): boolean {
+  const h = header as Record<string, unknown>;
+  if (h.ok !== true) return false;
+  for (const key in h) if (key !== "ok" && h[key] !== undefined) return false;
+  return true;
+}
+
+/** A plain successful RESULT and the BODY messages after it: the JSON written as bytes. */
+function encodeOk(id: number, body: Uint8Array): Uint8Array[] {
+  const jsonAt = MESSAGE_HEADER_LEN + 2;
+  const firstLength = Math.min(body.length, MAX_CHUNK_LEN - OK_JSON.length);
+  const first = allocBytes(jsonAt + OK_JSON.length + firstLength);
+  writeHeader(first, RESULT, firstLength === body.length, id);
+  first[MESSAGE_HEADER_LEN] = OK_JSON.length >>> 8;
+  first[MESSAGE_HEADER_LEN + 1] = OK_JSON.length;
+  first.set(OK_JSON, jsonAt);
+  first.set(body.subarray(0, firstLength), jsonAt + OK_JSON.length);
+  return withBodies(first, id, body, firstLength);
+}
+
+/** `first`, then BODY messages with the rest of `body` after its first `sent` bytes. */
+function withBodies(first: Uint8Array, id: number, body: Uint8Array, sent: number): Uint8Array[] {
   const messages: Uint8Array[] = [first];
-  for (let at = firstLength; at < body.length; at += MAX_CHUNK_LEN) {
+  for (let at = sent; at < body.length; at += MAX_CHUNK_LEN) {
     const chunk = body.subarray(at, at + MAX_CHUNK_LEN);
     messages.push(encodeBody(id, chunk, at + chunk.length === body.length));
   }
@@ -414,6 +450,11 @@ export function decodeInvocationMessage(bytes: Uint8Array): InvocationMessage {
       return { type, id, end, header: checkInvokeHeader(json), chunk };
     }
     case RESULT: {
+      // Most results are a plain success: its header is recognised by its bytes, unparsed.
+      const length = rest.length >= 2 ? view.getUint16(MESSAGE_HEADER_LEN) : -1;
+      if (length === OK_JSON.length && rest.length >= 2 + length && isOkJson(rest)) {
+        return { type, id, end, header: OK_HEADER, chunk: rest.subarray(2 + length) };
+      }
       const [json, chunk] = withHeader();
       return { type, id, end, header: checkResultHeader(json), chunk };
     }
