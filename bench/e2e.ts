@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import { Identity, loadOrCreateIdentity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import { connectRelay } from "../src/link/mod.ts";
-import { Service } from "../tests/_services.ts";
+import { Service, startBarePipeline } from "../tests/_services.ts";
 import { numberArgs } from "./_args.ts";
 import { startSshTunnel } from "./_ssh_tunnel.ts";
 
@@ -137,17 +137,7 @@ try {
   const plain = Service.start("bench:hello", [], {});
   services.push(plain);
   const plainPort = Number((await plain.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
-  const listening = /^listening on 127\.0\.0\.1:(\d+)$/;
-
-  const bareRelay = Service.start("bench:bare", ["relay"], {});
-  services.push(bareRelay);
-  const bareRelayPort = (await bareRelay.line(listening))[1]!;
-  const bareBack = Service.start("bench:bare", ["back", bareRelayPort], {});
-  services.push(bareBack);
-  await bareBack.line(/^connected$/);
-  const bareFront = Service.start("bench:bare", ["front", bareRelayPort], {});
-  services.push(bareFront);
-  const barePort = Number((await bareFront.line(listening))[1]);
+  const bare = await startBarePipeline(services);
 
   const relay = Service.start("relay", ["--listen", "127.0.0.1:0", "--log-level", "warn"], {
     STRATOS_HOME: join(home, "relay"),
@@ -204,8 +194,8 @@ try {
     : new Runs("ssh -R tunnel → the same hello", `http://127.0.0.1:${tunnel.port}/`, [tunnel]);
   const bareRuns = new Runs(
     "bare pipeline: 3 processes, no work",
-    `http://127.0.0.1:${barePort}/`,
-    [bareFront, bareRelay, bareBack],
+    `http://127.0.0.1:${bare.port}/`,
+    bare.processes,
   );
   const nodes: [string, Service][] = [["proxy", proxy], ["relay", relay], ["sat", sat]];
   const stratosRuns = new Runs("Stratos: proxy → relay → sat → Wasm", url, nodes.map(([, s]) => s));

@@ -185,3 +185,25 @@ export class Service {
     this.#wake();
   }
 }
+
+/**
+ * Starts bench:e2e's bare pipeline (bench/_bare_pipeline.ts): relay, back end, then front, each
+ * pushed onto `services` as it starts (stop them from there).
+ *
+ * @returns the front's HTTP port, and the three processes in the order front, relay, back
+ */
+export async function startBarePipeline(
+  services: Service[],
+): Promise<{ port: number; processes: [Service, Service, Service] }> {
+  const listening = /^listening on 127\.0\.0\.1:(\d+)$/;
+  const relay = Service.start("bench:bare", ["relay"], {});
+  services.push(relay);
+  const relayPort = (await relay.line(listening))[1]!;
+  const back = Service.start("bench:bare", ["back", relayPort], {});
+  services.push(back);
+  await back.line(/^connected$/);
+  const front = Service.start("bench:bare", ["front", relayPort], {});
+  services.push(front);
+  const port = Number((await front.line(listening))[1]);
+  return { port, processes: [front, relay, back] };
+}

@@ -4,22 +4,12 @@
  * flight and when a body spans many reads.
  */
 import assert from "node:assert/strict";
-import { ROOT, Service } from "./_services.ts";
-
-const listening = /^listening on 127\.0\.0\.1:(\d+)$/;
+import { ROOT, type Service, startBarePipeline } from "./_services.ts";
 
 Deno.test("the bare pipeline answers hello, <body> through its relay, 200 at once and large", async () => {
   const services: Service[] = [];
   try {
-    const relay = Service.start("bench:bare", ["relay"], {});
-    services.push(relay);
-    const relayPort = (await relay.line(listening))[1]!;
-    const back = Service.start("bench:bare", ["back", relayPort], {});
-    services.push(back);
-    await back.line(/^connected$/);
-    const front = Service.start("bench:bare", ["front", relayPort], {});
-    services.push(front);
-    const url = `http://127.0.0.1:${(await front.line(listening))[1]}/`;
+    const url = `http://127.0.0.1:${(await startBarePipeline(services)).port}/`;
     const post = async (body: string) => {
       const response = await fetch(url, { method: "POST", body });
       return await response.text();
