@@ -18,6 +18,14 @@ export interface NumberArg {
   readonly integer?: boolean;
 }
 
+/** A required positional argument taken as text, before the numbers. */
+export interface TextArg {
+  /** Its name in the usage line, e.g. `REV`. */
+  readonly name: string;
+  /** What it is, for --help. */
+  readonly help: string;
+}
+
 /**
  * Reads `args` (default `Deno.args`) as the positional numbers `specs`, each above 0.
  * Prints the usage and exits with status 0 on `--help` or `-h`, with status 2 on anything else
@@ -32,11 +40,29 @@ export function numberArgs(
   specs: readonly NumberArg[],
   args: readonly string[] = Deno.args,
 ): number[] {
+  return benchArgs(command, about, [], specs, args).numbers;
+}
+
+/**
+ * Like {@linkcode numberArgs}, after required text arguments `texts` (each must be given).
+ *
+ * @returns the texts and the numbers, in their orders
+ */
+export function benchArgs(
+  command: string,
+  about: string,
+  texts: readonly TextArg[],
+  specs: readonly NumberArg[],
+  args: readonly string[] = Deno.args,
+): { texts: string[]; numbers: number[] } {
   const usage = [
-    `usage: ${command} ${specs.map((s) => `[${s.name}]`).join(" ")}`,
+    `usage: ${command} ${
+      [...texts.map((t) => t.name), ...specs.map((s) => `[${s.name}]`)].join(" ")
+    }`,
     "",
     about,
     "",
+    ...texts.map((t) => `  ${t.name.padEnd(10)} ${t.help}`),
     ...specs.map((s) => `  ${s.name.padEnd(10)} ${s.help} (default ${s.default})`),
   ].join("\n");
   if (args.includes("--help") || args.includes("-h")) {
@@ -47,9 +73,12 @@ export function numberArgs(
     console.error(`${command}: ${message}\n\n${usage}`);
     Deno.exit(2);
   };
-  if (args.length > specs.length) fail(`unexpected argument "${args[specs.length]}"`);
-  return specs.map((spec, i) => {
-    const text = args[i];
+  const given = args.slice(0, texts.length);
+  if (given.length < texts.length) fail(`${texts[given.length]!.name} is required`);
+  const rest = args.slice(texts.length);
+  if (rest.length > specs.length) fail(`unexpected argument "${rest[specs.length]}"`);
+  const numbers = specs.map((spec, i) => {
+    const text = rest[i];
     if (text === undefined) return spec.default;
     const value = Number(text);
     if (text.trim() === "" || !Number.isFinite(value) || value <= 0) {
@@ -60,4 +89,5 @@ export function numberArgs(
     }
     return value;
   });
+  return { texts: given, numbers };
 }

@@ -19,6 +19,8 @@ import { join } from "node:path";
 import { Identity, loadOrCreateIdentity, SecureChannel, TrustPolicy } from "../src/channel/mod.ts";
 import { connectRelay } from "../src/link/mod.ts";
 import { Service, startBarePipeline } from "../tests/_services.ts";
+import { median, Runs } from "./_load.ts";
+import { startStratos } from "./_stratos.ts";
 import { numberArgs } from "./_args.ts";
 import { startSshTunnel } from "./_ssh_tunnel.ts";
 
@@ -38,99 +40,6 @@ const [SECONDS, ROUNDS] = numberArgs(
 const CONNECTIONS = 32;
 const COLD_CONNECTS = 30;
 
-interface Load {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-function ms(text: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
-}
-
-async function wrk(url: string): Promise<Load> {
-  const script = await Deno.makeTempFile({ suffix: ".lua" });
-  await Deno.writeTextFile(
-    script,
-    `wrk.method = "POST"\nwrk.body = "my friend"\n` +
-      `response = function(status, headers, body)\n` +
-      `  if status ~= 200 or body ~= "hello, my friend" then wrk.thread:set("bad", (wrk.thread:get("bad") or 0) + 1) end\n` +
-      `end\n`,
-  );
-  try {
-    const out = await new Deno.Command("wrk", {
-      args: ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", script, url],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
-    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
-    const socketErrors = /Socket errors: (.*)/.exec(text)?.[1];
-    return {
-      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)![1]),
-      p50: ms(/ 50%\s+(\S+)/.exec(text)![1]!),
-      p99: ms(/ 99%\s+(\S+)/.exec(text)![1]!),
-      errors: non2xx +
-        (socketErrors ? socketErrors.match(/\d+/g)!.map(Number).reduce((a, b) => a + b) : 0),
-    };
-  } finally {
-    await Deno.remove(script);
-  }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
-
-/** Something whose CPU time can be read: a service, or the ssh tunnel's processes. */
-interface CpuSource {
-  cpuMs(): Promise<number>;
-}
-
-/** The loads of one configuration, round after round, and the CPU its processes used. */
-class Runs {
-  readonly loads: Load[] = [];
-  readonly #cpuMs: number[];
-  #requests = 0;
-
-  constructor(
-    readonly name: string,
-    readonly url: string,
-    readonly processes: readonly CpuSource[],
-  ) {
-    this.#cpuMs = processes.map(() => 0);
-  }
-
-  async measure(): Promise<void> {
-    const before = await Promise.all(this.processes.map((p) => p.cpuMs()));
-    const load = await wrk(this.url);
-    const after = await Promise.all(this.processes.map((p) => p.cpuMs()));
-    after.forEach((ms, i) => this.#cpuMs[i]! += ms - before[i]!);
-    this.#requests += load.rps * SECONDS;
-    this.loads.push(load);
-  }
-
-  row(): string {
-    const m = (pick: (l: Load) => number) => median(this.loads.map(pick));
-    return `${this.name.padEnd(38)}${m((l) => l.rps).toFixed(0).padStart(9)}${
-      m((l) => l.p50).toFixed(2).padStart(9)
-    }${m((l) => l.p99).toFixed(2).padStart(9)}${
-      String(this.loads.reduce((sum, l) => sum + l.errors, 0)).padStart(8)
-    }`;
-  }
-
-  /** CPU time of process `i` per request over all rounds. */
-  cpuPerRequest(i: number): string {
-    return `${(this.#cpuMs[i]! * 1000 / this.#requests).toFixed(0)} µs`;
-  }
-}
-
 const home = await Deno.makeTempDir({ prefix: "stratos-bench-" });
 const services: Service[] = [];
 try {
@@ -139,42 +48,10 @@ try {
   const plainPort = Number((await plain.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
   const bare = await startBarePipeline(services);
 
-  const relay = Service.start("relay", ["--listen", "127.0.0.1:0", "--log-level", "warn"], {
-    STRATOS_HOME: join(home, "relay"),
-  });
-  services.push(relay);
-  const relayPort = Number((await relay.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
-  const proxy = Service.start("proxy", [
-    "--relay",
-    `127.0.0.1:${relayPort}`,
-    "--http",
-    "127.0.0.1:0",
-    "--log-level",
-    "warn",
-  ], { STRATOS_HOME: join(home, "proxy") });
-  services.push(proxy);
-  const httpPort = Number((await proxy.line(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
-  const fwd = (await proxy.line(/^(FWD_[0-9a-f]{16})$/))[1]!;
-  const satCommand = (await proxy.line(/^sat command: (.*)$/))[1]!;
-  const ticket = /--ticket (\S+)/.exec(satCommand)![1]!;
-  const sat = Service.start("sat", [
-    "--fwd",
-    fwd,
-    "--relay",
-    `127.0.0.1:${relayPort}`,
-    "--ticket",
-    ticket,
-    "--log-level",
-    "warn",
-  ], { STRATOS_HOME: join(home, "sat") });
-  services.push(sat);
-  const url = `http://127.0.0.1:${httpPort}/hello`;
-  for (let tries = 0; tries < 200; tries++) {
-    const r = await fetch(url, { method: "POST", body: "my friend" });
-    await r.body?.cancel();
-    if (r.status === 200) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { relay, relayPort, proxy, fwd, satCommand, sat, url } = await startStratos(
+    services,
+    home,
+  );
 
   console.log(
     `Stratos end-to-end benchmark: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s each, ` +
@@ -188,17 +65,27 @@ try {
     "plain Deno.serve hello (baseline)",
     `http://127.0.0.1:${plainPort}/`,
     [plain],
+    SECONDS,
   );
-  const sshRuns = typeof tunnel === "string"
-    ? undefined
-    : new Runs("ssh -R tunnel → the same hello", `http://127.0.0.1:${tunnel.port}/`, [tunnel]);
+  const sshRuns = typeof tunnel === "string" ? undefined : new Runs(
+    "ssh -R tunnel → the same hello",
+    `http://127.0.0.1:${tunnel.port}/`,
+    [tunnel],
+    SECONDS,
+  );
   const bareRuns = new Runs(
     "bare pipeline: 3 processes, no work",
     `http://127.0.0.1:${bare.port}/`,
     bare.processes,
+    SECONDS,
   );
   const nodes: [string, Service][] = [["proxy", proxy], ["relay", relay], ["sat", sat]];
-  const stratosRuns = new Runs("Stratos: proxy → relay → sat → Wasm", url, nodes.map(([, s]) => s));
+  const stratosRuns = new Runs(
+    "Stratos: proxy → relay → sat → Wasm",
+    url,
+    nodes.map(([, s]) => s),
+    SECONDS,
+  );
   try {
     for (let round = 0; round < ROUNDS; round++) {
       await plainRuns.measure();

@@ -12,10 +12,17 @@ const tasks: Record<string, string> = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ).tasks;
 
-/** The arguments after `deno` of a task in deno.json (tasks there are plain `deno ...` lines). */
-export function taskArgs(task: string): string[] {
-  const line = tasks[task];
-  if (!line?.startsWith("deno ")) throw new Error(`deno.json has no plain deno task "${task}"`);
+/**
+ * The arguments after `deno` of a task in deno.json (tasks there are plain `deno ...` lines),
+ * this repository's or, with `root`, another tree's.
+ */
+export function taskArgs(task: string, root: string = ROOT): string[] {
+  const line: string | undefined = root === ROOT
+    ? tasks[task]
+    : JSON.parse(Deno.readTextFileSync(`${root}/deno.json`)).tasks?.[task];
+  if (!line?.startsWith("deno ")) {
+    throw new Error(`${root}/deno.json has no plain deno task "${task}"`);
+  }
   return line.slice(5).split(/\s+/).filter((a) => a.length > 0);
 }
 
@@ -42,11 +49,19 @@ export class Service {
     });
   }
 
-  /** Starts `deno <task's flags> <args>` with a given environment. */
-  static start(task: string, args: readonly string[], env: Record<string, string>): Service {
+  /**
+   * Starts `deno <task's flags> <args>` with a given environment, from this repository or
+   * another tree at `root`.
+   */
+  static start(
+    task: string,
+    args: readonly string[],
+    env: Record<string, string>,
+    root: string = ROOT,
+  ): Service {
     const child = new Deno.Command(Deno.execPath(), {
-      args: [...taskArgs(task), ...args],
-      cwd: ROOT,
+      args: [...taskArgs(task, root), ...args],
+      cwd: root,
       env: { NO_COLOR: "1", ...env },
       stdin: "null",
       stdout: "piped",

@@ -25,6 +25,12 @@ const COMMANDS: { run: string[]; usage: string; bad: string[]; error: string }[]
     error: 'ROUNDS must be a whole number, got "2.5"',
   },
   {
+    run: ["task", "bench:compare"],
+    usage: "usage: deno task bench:compare REV [ROUNDS] [SECONDS]",
+    bad: ["HEAD", "1.5"],
+    error: 'ROUNDS must be a whole number, got "1.5"',
+  },
+  {
     run: ["task", "bench:stream"],
     usage: "usage: deno task bench:stream [MIB]",
     bad: ["lots"],
@@ -74,3 +80,13 @@ for (const command of COMMANDS) {
     assert.equal(stdout, "");
   });
 }
+
+Deno.test("bench:compare needs a revision, and refuses one git does not know, before starting anything", async () => {
+  const missing = await deno(["task", "bench:compare"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /REV is required/);
+  const unknown = await deno(["task", "bench:compare", "no-such-revision-here", "1", "1"]);
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /cannot export revision "no-such-revision-here"/);
+  assert.equal(unknown.stdout, "");
+});
