@@ -17,6 +17,7 @@ import {
 import { encodeHello, encodeReady } from "../src/invocation/invocation_codec.ts";
 import { requestlessFunctions } from "../src/sat/mod.ts";
 import { SatRegistry } from "../src/proxy/sat_registry.ts";
+import { createStreamInvoker, NO_HEADERS } from "../src/proxy/proxy_handler.ts";
 import { channelPair } from "./_channels.ts";
 import { HELLO_FILE, load, testModule } from "./_wasm_modules.ts";
 
@@ -106,4 +107,37 @@ Deno.test("requestlessFunctions names the modules that import no request functio
     hello.close();
     probe.close();
   }
+});
+
+Deno.test("headers left out for a requestless function are collected after all for a sat that reads them", async () => {
+  const registry = new SatRegistry();
+  const reading = await setUp([]);
+  registry.add(reading.sat);
+  const invoke = createStreamInvoker({ sats: registry });
+  let collected = 0;
+  const headersOf = () => {
+    collected++;
+    return { authorization: "Bearer secret" };
+  };
+  const lean = { ...header("blind"), headers: NO_HEADERS, params: {} };
+  await invoke("blind", lean, new Uint8Array(0), undefined, headersOf);
+  assert.deepEqual(reading.seen.at(-1)?.headers, { authorization: "Bearer secret" });
+  assert.equal(collected, 1);
+  await registry.closeAll();
+  await reading.served;
+
+  const blindRegistry = new SatRegistry();
+  const blind = await setUp(["blind"]);
+  blindRegistry.add(blind.sat);
+  await createStreamInvoker({ sats: blindRegistry })(
+    "blind",
+    lean,
+    new Uint8Array(0),
+    undefined,
+    headersOf,
+  );
+  assert.deepEqual(blind.seen.at(-1)?.headers, {});
+  assert.equal(collected, 1, "not collected for a sat that never reads them");
+  await blindRegistry.closeAll();
+  await blind.served;
 });

@@ -1,8 +1,8 @@
 /**
  * A one-shot cancellation for invocations: what an AbortSignal does for them, without an
  * EventTarget. The proxy makes one per request and cancels it from its deadline timer or when
- * the client goes away; an AbortController, its signal and the listener every invocation adds
- * and removes cost several microseconds per request in Deno, on a path that rarely cancels.
+ * the client goes away; an AbortController would add its signal and an event listener added
+ * and removed per invocation, on every request, on a path that rarely cancels.
  *
  * @module
  */

@@ -278,8 +278,11 @@ function encodeState(state: ReadonlyMap<string, Uint8Array>): Record<string, str
   return out;
 }
 
-/** What a function that never reads the request gets of its headers. */
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+/**
+ * The headers of an invocation whose function never reads the request, left uncollected; an
+ * invoker from {@linkcode createStreamInvoker} fills them in for a sat that reads them after all.
+ */
+export const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * The request's headers as a function gets them (lower-case names).
@@ -371,7 +374,9 @@ export function createInvoker(
 /**
  * Like {@linkcode createInvoker}, for a request whose body and output stream through: the body
  * may be chunks (read as the sat's window allows), and the output is a stream when it does not
- * fit one message.
+ * fit one message. A header whose `headers` are {@linkcode NO_HEADERS} gets them from
+ * `headersOf` when the sat picked runs a module that reads the request (the sats may have
+ * changed since the caller looked).
  */
 export function createStreamInvoker(
   options: Pick<ProxyHandlerOptions, "sats" | "timeoutMs" | "maxOutputBytes" | "metrics">,
@@ -380,9 +385,10 @@ export function createStreamInvoker(
   header: InvokeHeader,
   body: OutgoingBody,
   signal?: ClientSignal,
+  headersOf?: () => Readonly<Record<string, string>>,
 ) => Promise<StreamedOutcome> {
   const invoke = invoker(options);
-  return (fn, header, body, signal) => invoke(fn, header, body, signal, true);
+  return (fn, header, body, signal, headersOf) => invoke(fn, header, body, signal, true, headersOf);
 }
 
 type AnyInvoker = (
@@ -391,6 +397,7 @@ type AnyInvoker = (
   body: OutgoingBody,
   signal: ClientSignal | undefined,
   stream: boolean,
+  headersOf?: () => Readonly<Record<string, string>>,
 ) => Promise<StreamedOutcome>;
 
 /** Invocation outcomes by the status of an InvocationFailure. */
@@ -409,8 +416,8 @@ function invoker(
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const deadlines = new Deadlines(timeoutMs);
   const late = new Deadlines(LATE_MS);
-  return async (fn, header, body, clientSignal, stream) => {
-    // Not an AbortController: its signal and listeners cost every request microseconds.
+  return async (fn, header, body, clientSignal, stream, headersOf) => {
+    // Not an AbortController: no signal and no event listener on every request.
     const cancellation = new Cancellation();
     const now = performance.now();
     const timer = deadlines.add(() =>
@@ -452,7 +459,13 @@ function invoker(
         let outcome: StreamedOutcome;
         try {
           outcome = stream
-            ? await sat.invokeStream(header, body, invokeOptions)
+            ? await sat.invokeStream(
+              header.headers === NO_HEADERS && headersOf && sat.readsRequest(fn)
+                ? { ...header, headers: headersOf() }
+                : header,
+              body,
+              invokeOptions,
+            )
             : await sat.invoke(header, body as Uint8Array, invokeOptions);
         } catch (error) {
           if (error instanceof NotDeliveredError) continue;
@@ -520,7 +533,7 @@ export function createProxyHandler(
       const single = singleFn(route.handler);
       const fast = single && !route.stream && !route.seedStateFromHeader;
       // A function whose module never reads the request is sent none of its headers: they are
-      // not even collected (the sat leaves them out of what its runnable can see anyway).
+      // not even collected, unless the sat picked for it turns out to read them after all.
       const headers = fast && !options.sats.readsRequest(fnKey(single))
         ? NO_HEADERS
         : requestHeaders(request);
@@ -566,7 +579,13 @@ export function createProxyHandler(
           params: route.params,
           ...(body instanceof Uint8Array || size === undefined ? {} : { size }),
         };
-        const outcome = await streamInvoke(header.fn, header, body, () => request.signal);
+        const outcome = await streamInvoke(
+          header.fn,
+          header,
+          body,
+          () => request.signal,
+          () => requestHeaders(request),
+        );
         if (!outcome.ok) {
           const code = outcome.code >= 200 && outcome.code <= 599 ? outcome.code : 500;
           status = code;
