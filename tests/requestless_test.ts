@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   decodeInvocationMessage,
+  type Delivery,
   type InvocationBody,
   InvocationProtocolError,
   type InvokeHeader,
@@ -140,4 +141,47 @@ Deno.test("headers left out for a requestless function are collected after all f
   assert.equal(collected, 1, "not collected for a sat that never reads them");
   await blindRegistry.closeAll();
   await blind.served;
+});
+
+Deno.test("while a deployment is applied, invocations carry their headers until READY says otherwise", async () => {
+  const seen: InvokeHeader[] = [];
+  let apply!: () => void;
+  const applied = new Promise<void>((resolve) => apply = resolve);
+  const delivery: Delivery = {
+    store: () => Promise.resolve(),
+    deploy: async () => {
+      await applied;
+      return { functions: { blind: "a".repeat(64) }, requestless: ["blind"] };
+    },
+  };
+  const [satChannel, proxyChannel] = await channelPair();
+  const served = serveInvocations(satChannel, ["blind"], (h) => {
+    seen.push(h);
+    return Promise.resolve({ ok: true, output: new Uint8Array(0) });
+  }, {
+    delivery,
+    hello: { requestless: ["blind"], delivery: true, cached: ["a".repeat(64)] },
+  });
+  const sat = await SatConnection.accept(proxyChannel);
+  assert.equal(sat.readsRequest("blind"), false);
+  const manifest = {
+    runnables: { blind: "a".repeat(64) },
+    static: {},
+    config: { allowedHosts: [], authHeaders: {}, queries: [] },
+  };
+  const deployed = sat.deploy(manifest, new Map());
+  // The DEPLOY is out; the sat may switch to modules that read the request at any time.
+  for (let tries = 0; sat.readsRequest("blind") === false; tries++) {
+    assert.ok(tries < 1000, "the DEPLOY went out");
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await sat.invoke(header("blind"), new Uint8Array(0));
+  assert.deepEqual(seen.at(-1)?.headers, header("blind").headers);
+  apply();
+  await deployed;
+  assert.equal(sat.readsRequest("blind"), false);
+  await sat.invoke(header("blind"), new Uint8Array(0));
+  assert.deepEqual(seen.at(-1)?.headers, {});
+  await sat.close();
+  await served;
 });

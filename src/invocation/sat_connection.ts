@@ -290,6 +290,9 @@ export class SatConnection {
       const ready = new Promise<Record<string, string>>((resolve, reject) => {
         this.#deploys.set(id, { resolve, reject });
       });
+      // Invocations sent from now on may run on the new modules, which may read the request:
+      // each gets its headers until the sat's READY says which never do.
+      this.#requestless = new Set();
       for (const message of encodeWithBody(DEPLOY, id, { size: json.length }, json)) {
         await this.#channel.send(message);
       }
