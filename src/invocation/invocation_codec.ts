@@ -299,15 +299,7 @@ export function encodeWithBody(
   if (read < json.length || written > MAX_JSON_HEADER_LEN) {
     throw new RangeError(`invocation header exceeds ${MAX_JSON_HEADER_LEN} bytes`);
   }
-  const firstLength = Math.min(body.length, MAX_CHUNK_LEN - written);
-  const first = scratch.subarray(0, jsonAt + written + firstLength);
-  first[0] = type;
-  first[1] = firstLength === body.length ? FLAG_END : 0;
-  const view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
-  view.setUint32(2, id);
-  view.setUint16(MESSAGE_HEADER_LEN, written);
-  first.set(body.subarray(0, firstLength), jsonAt + written);
-  return withBodies(first, id, body, firstLength);
+  return withBody(scratch, type, id, written, body);
 }
 
 /** The header of a plain successful RESULT, and its JSON. */
@@ -329,21 +321,34 @@ function isOkHeader(header: object): boolean {
 
 /** A plain successful RESULT and the BODY messages after it: the JSON written as bytes. */
 function encodeOk(id: number, body: Uint8Array): Uint8Array[] {
-  const jsonAt = MESSAGE_HEADER_LEN + 2;
-  const firstLength = Math.min(body.length, MAX_CHUNK_LEN - OK_JSON.length);
-  const first = allocBytes(jsonAt + OK_JSON.length + firstLength);
-  writeHeader(first, RESULT, firstLength === body.length, id);
-  first[MESSAGE_HEADER_LEN] = OK_JSON.length >>> 8;
-  first[MESSAGE_HEADER_LEN + 1] = OK_JSON.length;
-  first.set(OK_JSON, jsonAt);
-  first.set(body.subarray(0, firstLength), jsonAt + OK_JSON.length);
-  return withBodies(first, id, body, firstLength);
+  const scratch = allocBytes(
+    MESSAGE_HEADER_LEN + 2 + OK_JSON.length + Math.min(body.length, MAX_CHUNK_LEN),
+  );
+  scratch.set(OK_JSON, MESSAGE_HEADER_LEN + 2);
+  return withBody(scratch, RESULT, id, OK_JSON.length, body);
 }
 
-/** `first`, then BODY messages with the rest of `body` after its first `sent` bytes. */
-function withBodies(first: Uint8Array, id: number, body: Uint8Array, sent: number): Uint8Array[] {
+/**
+ * The first message, in `scratch` (its JSON header of `jsonLength` bytes already in place after
+ * the fixed header and the length, room for a first chunk behind it), then BODY messages with
+ * the rest of `body`.
+ */
+function withBody(
+  scratch: Uint8Array,
+  type: number,
+  id: number,
+  jsonLength: number,
+  body: Uint8Array,
+): Uint8Array[] {
+  const jsonAt = MESSAGE_HEADER_LEN + 2;
+  const firstLength = Math.min(body.length, MAX_CHUNK_LEN - jsonLength);
+  const first = scratch.subarray(0, jsonAt + jsonLength + firstLength);
+  writeHeader(first, type, firstLength === body.length, id);
+  first[MESSAGE_HEADER_LEN] = jsonLength >>> 8;
+  first[MESSAGE_HEADER_LEN + 1] = jsonLength;
+  first.set(body.subarray(0, firstLength), jsonAt + jsonLength);
   const messages: Uint8Array[] = [first];
-  for (let at = sent; at < body.length; at += MAX_CHUNK_LEN) {
+  for (let at = firstLength; at < body.length; at += MAX_CHUNK_LEN) {
     const chunk = body.subarray(at, at + MAX_CHUNK_LEN);
     messages.push(encodeBody(id, chunk, at + chunk.length === body.length));
   }
