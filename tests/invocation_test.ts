@@ -34,8 +34,9 @@ async function setUp(
   run: (h: InvokeHeader, body: Uint8Array, signal: AbortSignal) => Promise<RunOutcome>,
 ) {
   // The runners here read whole bodies; a streamed one is read first.
-  const runner = async (h: InvokeHeader, body: InvocationBody, signal: AbortSignal) =>
-    run(h, await bodyBytes(body), signal);
+  // Their AbortSignal is the one a Cancellation makes on demand.
+  const runner = async (h: InvokeHeader, body: InvocationBody, cancellation: Cancellation) =>
+    run(h, await bodyBytes(body), cancellation.signal);
   const [satChannel, proxyChannel] = await channelPair();
   const served = serveInvocations(satChannel, ["echo", "hello"], runner);
   const sat = await SatConnection.accept(proxyChannel);
@@ -295,6 +296,22 @@ Deno.test('a plain successful RESULT is {"ok":true} on the wire, and decodes how
     header: { ok: true, headers: { a: "b" } },
     chunk: bytes("x"),
   });
+});
+
+Deno.test("a Cancellation's signal, made before or after it is cancelled, aborts with its reason", () => {
+  const early = new Cancellation();
+  const signal = early.signal;
+  assert.equal(early.signal, signal);
+  assert.equal(signal.aborted, false);
+  const reason = new Error("the proxy cancelled it");
+  early.cancel(reason);
+  assert.equal(signal.aborted, true);
+  assert.equal(signal.reason, reason);
+
+  const late = new Cancellation();
+  late.cancel(reason);
+  assert.equal(late.signal.aborted, true);
+  assert.equal(late.signal.reason, reason);
 });
 
 Deno.test("a Cancellation cancels the invocation waiting on it, and refuses later ones", async () => {

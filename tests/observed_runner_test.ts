@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../src/cli/mod.ts";
-import type { InvokeHeader, RunOutcome } from "../src/invocation/mod.ts";
+import { Cancellation, type InvokeHeader, type RunOutcome } from "../src/invocation/mod.ts";
 import { observedRunner, SatMetrics } from "../src/sat/mod.ts";
 
 const header = (fn: string, requestId: string): InvokeHeader => ({
@@ -35,12 +35,18 @@ Deno.test("observedRunner logs each invocation with its request id and counts it
     log,
     metrics,
   );
-  const signal = new AbortController().signal;
-  assert.deepEqual(await run(header("ok", "r-ok"), new Uint8Array(0), signal), outcomes.ok);
-  assert.deepEqual(await run(header("slow", "r-slow"), new Uint8Array(0), signal), outcomes.slow);
-  assert.deepEqual(await run(header("bad", "r-bad"), new Uint8Array(0), signal), outcomes.bad);
+  const cancellation = new Cancellation();
+  assert.deepEqual(await run(header("ok", "r-ok"), new Uint8Array(0), cancellation), outcomes.ok);
+  assert.deepEqual(
+    await run(header("slow", "r-slow"), new Uint8Array(0), cancellation),
+    outcomes.slow,
+  );
+  assert.deepEqual(
+    await run(header("bad", "r-bad"), new Uint8Array(0), cancellation),
+    outcomes.bad,
+  );
   await assert.rejects(
-    run(header("throws", "r-throws"), new Uint8Array(0), signal),
+    run(header("throws", "r-throws"), new Uint8Array(0), cancellation),
     /runner broke/,
   );
 
@@ -90,9 +96,9 @@ Deno.test("observedRunner at info level writes only failures, and still counts e
     log,
     metrics,
   );
-  const signal = new AbortController().signal;
-  await run(header("ok", "r-1"), new Uint8Array(0), signal);
-  await run(header("bad", "r-2"), new Uint8Array(0), signal);
+  const cancellation = new Cancellation();
+  await run(header("ok", "r-1"), new Uint8Array(0), cancellation);
+  await run(header("bad", "r-2"), new Uint8Array(0), cancellation);
   assert.deepEqual(lines.map((line) => JSON.parse(line).requestId), ["r-2"]);
   const page = metrics.registry.render();
   assert.match(page, /stratos_sat_invocations_total\{fn="ok",outcome="ok"\} 1\n/);

@@ -117,7 +117,7 @@ async function proxyWith(
   const served = serveInvocations(
     satChannel,
     ["hello", "upper", "greet", "seen", "fail"],
-    async (header, body, signal) =>
+    async (header, body, cancellation) =>
       runner(
         header.fn,
         new TextDecoder().decode(await bodyBytes(body)),
@@ -128,7 +128,7 @@ async function proxyWith(
           ) => [k, new TextDecoder().decode(Uint8Array.fromBase64(v))]),
         ),
         header.method,
-        signal,
+        cancellation.signal,
       ),
     { hello: { requestless } },
   );

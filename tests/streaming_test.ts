@@ -148,8 +148,8 @@ Deno.test("a streamed body longer than the sat's limit gets 413 mid-stream", asy
 Deno.test("cancelling an output stream cancels the invocation on the sat", async () => {
   let aborted!: (reason: unknown) => void;
   const sawAbort = new Promise((resolve) => (aborted = resolve));
-  const net = await attach(async (_h, body, signal) => {
-    signal.addEventListener("abort", () => aborted(signal.reason), { once: true });
+  const net = await attach(async (_h, body, cancellation) => {
+    cancellation.onCancel(aborted);
     if (!(body instanceof Uint8Array)) {
       try {
         for await (const _ of body.chunks) { /* the proxy stops sending */ }

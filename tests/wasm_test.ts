@@ -3,7 +3,9 @@
 // runnables/build.sh) and tests/wasm/*.wasm (from the .wat beside them, by tests/wasm/build.sh).
 
 import assert from "node:assert/strict";
+import { Cancellation } from "../src/invocation/mod.ts";
 import {
+  type JobCancellation,
   loadRunnables,
   type RequestInfo,
   Runnable,
@@ -385,6 +387,43 @@ Deno.test("Runnable.run rejects with the signal's reason when aborted, and stops
   assert.equal(output(await run(runnable, "after")), "after");
   const elapsed = performance.now() - started;
   assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+});
+
+Deno.test("Runnable.run rejects with a cancellation's reason, stops the job, and lets go of it once settled", async () => {
+  using runnable = await probe({ concurrency: 1 });
+  const cancelledBefore = new Cancellation();
+  cancelledBefore.cancel(new Error("cancelled before it was submitted"));
+  await assert.rejects(
+    runnable.run(encoder.encode("x"), undefined, { cancellation: cancelledBefore }),
+    { message: "cancelled before it was submitted" },
+  );
+
+  const running = new Cancellation();
+  const waiting = new Cancellation();
+  const started = performance.now();
+  const loop = runnable.run(encoder.encode("L"), undefined, { cancellation: running });
+  const queued = runnable.run(encoder.encode("queued"), undefined, { cancellation: waiting });
+  setTimeout(() => waiting.cancel(new Error("not needed any more")), 20);
+  setTimeout(() => running.cancel(new Error("deadline passed")), 50);
+  await assert.rejects(queued, { message: "not needed any more" });
+  await assert.rejects(loop, { message: "deadline passed" });
+  // The one worker is free again long before the 10 s time limit.
+  assert.equal(output(await run(runnable, "after")), "after");
+  assert.ok(performance.now() - started < 1000);
+
+  // A job sets its action while it waits and clears it when it settles: nothing is left to
+  // call on a cancellation that outlives the job.
+  const calls: string[] = [];
+  const recording: JobCancellation = {
+    reason: undefined,
+    onCancel: (action) => void calls.push(action ? "set" : "cleared"),
+  };
+  assert.equal(
+    output(await runnable.run(encoder.encode("done"), undefined, { cancellation: recording })),
+    "done",
+  );
+  assert.deepEqual(calls, ["set", "cleared"]);
+  assert.equal(output(await run(runnable, "still fine")), "still fine");
 });
 
 Deno.test("Runnable refuses a module that grows past maxMemoryPages", async (t) => {

@@ -34,6 +34,7 @@ import {
 } from "./invocation_codec.ts";
 import type { DeployManifest } from "./deployment_codec.ts";
 import { Transfers } from "./_transfers.ts";
+import { Cancellation } from "./cancellation.ts";
 
 /** An empty output, for an error result. */
 const EMPTY = new Uint8Array(0);
@@ -78,11 +79,14 @@ export async function bodyBytes(body: InvocationBody): Promise<Uint8Array> {
   return concatBytes(chunks, false);
 }
 
-/** Runs one invocation; the signal aborts when the proxy cancels it or the channel ends. */
+/**
+ * Runs one invocation; `cancellation` is cancelled when the proxy cancels it or the channel
+ * ends (its `signal` is an AbortSignal, for code that takes one).
+ */
 export type InvocationRunner = (
   header: InvokeHeader,
   body: InvocationBody,
-  signal: AbortSignal,
+  cancellation: Cancellation,
 ) => Promise<RunOutcome>;
 
 /** Options of serveInvocations. */
@@ -152,7 +156,7 @@ export async function serveInvocations(
   const maxBody = options.maxBodyBytes ?? 64 * 1024 * 1024;
   const maxInFlight = options.maxInFlight ?? 256;
   const uploads = new Map<number, Upload>();
-  const running = new Map<number, AbortController>();
+  const running = new Map<number, Cancellation>();
   /** Flow-control windows of results being sent, by invocation id. */
   const resultWindows = new Map<number, SendWindow>();
   const transfers = new Transfers();
@@ -186,7 +190,7 @@ export async function serveInvocations(
   };
   let blobError: string | undefined;
 
-  const reply = async (id: number, outcome: RunOutcome, signal: AbortSignal) => {
+  const reply = async (id: number, outcome: RunOutcome, cancellation: Cancellation) => {
     const header: ResultHeader = outcome.ok
       ? (outcome.headers ? { ok: true, headers: outcome.headers } : { ok: true })
       : outcome.notRun
@@ -205,7 +209,7 @@ export async function serveInvocations(
         { type: RESULT, id, header },
         output,
         window,
-        () => !signal.aborted,
+        () => cancellation.reason === undefined,
       );
     } finally {
       resultWindows.delete(id);
@@ -213,8 +217,8 @@ export async function serveInvocations(
   };
 
   const start = (id: number, header: InvokeHeader, body: InvocationBody) => {
-    const controller = new AbortController();
-    running.set(id, controller);
+    const cancellation = new Cancellation();
+    running.set(id, cancellation);
     (async () => {
       let outcome: RunOutcome;
       if (header.size !== undefined && header.size > maxBody) {
@@ -228,7 +232,7 @@ export async function serveInvocations(
         };
       } else {
         try {
-          outcome = await runner(header, body, controller.signal);
+          outcome = await runner(header, body, cancellation);
         } catch (error) {
           outcome = {
             ok: false,
@@ -240,8 +244,8 @@ export async function serveInvocations(
       // The proxy no longer sends a body that was not read to its end.
       uploads.get(id)?.queue.fail(new BodyError(499, "the invocation has ended"));
       uploads.delete(id);
-      if (!controller.signal.aborted) {
-        await reply(id, outcome, controller.signal).catch(() => {});
+      if (cancellation.reason === undefined) {
+        await reply(id, outcome, cancellation).catch(() => {});
       }
     })().finally(() => running.delete(id));
   };
@@ -304,7 +308,7 @@ export async function serveInvocations(
         uploads.get(message.id)?.queue.fail(cancelled);
         uploads.delete(message.id);
         resultWindows.get(message.id)?.fail(cancelled);
-        running.get(message.id)?.abort(cancelled);
+        running.get(message.id)?.cancel(cancelled);
       } else {
         throw new InvocationProtocolError(`unexpected message type ${message.type} from a proxy`);
       }
@@ -313,11 +317,12 @@ export async function serveInvocations(
     failure = error as Error;
   }
   // Runners still going are told to stop; their results have nowhere to go, so they are not
-  // awaited (a runner that ignores its signal must not keep the sat's connection loop alive).
+  // awaited (a runner that ignores its cancellation must not keep the sat's connection loop
+  // alive).
   const ended = new BodyError(499, "the channel ended");
   for (const upload of uploads.values()) upload.queue.fail(ended);
   for (const window of resultWindows.values()) window.fail(ended);
-  for (const controller of running.values()) controller.abort(ended);
+  for (const cancellation of running.values()) cancellation.cancel(ended);
   await channel.close();
   return failure;
 

@@ -99,14 +99,14 @@ export class DeployedRunnables implements Delivery {
   }
 
   /** Runs an invocation on the deployment in force. */
-  readonly runner: InvocationRunner = async (header, body, signal) => {
+  readonly runner: InvocationRunner = async (header, body, cancellation) => {
     const generation = this.#current;
     if (!generation) {
       return { ok: false, code: 503, message: "this sat has no deployment from the proxy yet" };
     }
     generation.inFlight++;
     try {
-      return await generation.run(header, body, signal);
+      return await generation.run(header, body, cancellation);
     } finally {
       generation.inFlight--;
       if (generation.retired && generation.inFlight === 0) this.#close(generation);

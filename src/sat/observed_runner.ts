@@ -21,11 +21,11 @@ export function observedRunner(
   log: Logger,
   metrics?: SatMetrics,
 ): InvocationRunner {
-  return async (header, body, signal) => {
+  return async (header, body, cancellation) => {
     const started = performance.now();
     let outcome: RunOutcome;
     try {
-      outcome = await runner(header, body, signal);
+      outcome = await runner(header, body, cancellation);
     } catch (error) {
       const seconds = (performance.now() - started) / 1000;
       metrics?.record(header.fn, "error", seconds);

@@ -19,7 +19,7 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): InvocationRunner {
-  return async (header, received, signal) => {
+  return async (header, received, cancellation) => {
     const runnable = runnables.get(header.fn);
     if (!runnable) {
       return { ok: false, code: 404, message: `this sat has no runnable named "${header.fn}"` };
@@ -41,7 +41,7 @@ export function wasmRunner(runnables: ReadonlyMap<string, Runnable>): Invocation
       state: header.state === undefined ? {} : Object.fromEntries(
         Object.entries(header.state).map(([key, value]) => [key, Uint8Array.fromBase64(value)]),
       ),
-    }, { signal });
+    }, { cancellation });
     if (!result.ok) return { ok: false, code: result.code, message: result.message };
     return result.headers
       ? { ok: true, output: result.output, headers: result.headers }

@@ -10,7 +10,7 @@ import type { RunnableSpec } from "./_protocol.ts";
 import type { RunnableLog } from "./runnable.ts";
 
 /**
- * `pool[SUBMIT](runnable, input, request, signal)`: queues one job; `input` a Uint8Array or a
+ * `pool[SUBMIT](runnable, input, request, options)`: queues one job; `input` a Uint8Array or a
  * checked `StreamedInput` (_input_call.ts).
  */
 export const SUBMIT: unique symbol = Symbol("RunnablePool.submit");

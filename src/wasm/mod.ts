@@ -82,6 +82,7 @@ export {
   DEFAULT_MAX_MEMORY_PAGES,
   DEFAULT_MAX_OUTPUT_BYTES,
   DEFAULT_TIMEOUT_MS,
+  type JobCancellation,
   type RequestInfo,
   Runnable,
   type RunnableLog,

@@ -122,10 +122,27 @@ export interface RunnableOptions extends RunnablePoolOptions {
   pool?: RunnablePool;
 }
 
+/**
+ * A one-shot cancellation without an EventTarget, which a job watches while it waits or runs
+ * (the invocation layer's `Cancellation` is one). It does what an AbortSignal does for a job
+ * at a fraction of the cost: no signal made and no listener added and removed per job.
+ */
+export interface JobCancellation {
+  /** Why it was cancelled; undefined until then. */
+  readonly reason: Error | undefined;
+  /** Sets what cancelling does now (undefined: nothing), replacing the action set before. */
+  onCancel(action: ((reason: Error) => void) | undefined): void;
+}
+
 /** Options of one {@linkcode Runnable.run}. */
 export interface RunOptions {
   /** Aborting rejects the job with the signal's reason and stops its code. */
   signal?: AbortSignal;
+  /**
+   * Cancelling rejects the job with the reason and stops its code, as aborting `signal` does.
+   * The job sets its own action on it until it settles, replacing any other.
+   */
+  cancellation?: JobCancellation;
 }
 
 let nextKey = 1;
@@ -330,14 +347,15 @@ export class Runnable {
    * @param input the job's input, whole or streamed
    * @param request the request the job serves, for `request_get_field` (read when the job
    *   starts: keep it unchanged until the promise settles)
-   * @param options an abort signal
+   * @param options an abort signal or a cancellation
    * @returns the output, or `{ ok: false, code, message }` when the module returned an error,
    *   trapped, called an unsupported host function, hit its time or memory limit, or its
    *   streamed input was not what it announced
    * @throws {TypeError} `input` is neither a Uint8Array nor a {@linkcode StreamedInput} (the
    *   promise rejects)
    * @throws {RangeError} a streamed input's `size` is not a whole number (the promise rejects)
-   * @throws {Error} the runnable or its pool is closed, or `signal` aborted (its reason)
+   * @throws {Error} the runnable or its pool is closed, or `signal` aborted or `cancellation`
+   *   cancelled (its reason)
    * @example
    * ```ts
    * const file = await Deno.open("body.bin");
@@ -380,7 +398,7 @@ export class Runnable {
       }
     }
     if (this.#closed) return Promise.reject(new Error(`runnable "${this.name}" is closed`));
-    return this.#pool[SUBMIT](this.#runnable, input, request, options.signal).then((result) =>
+    return this.#pool[SUBMIT](this.#runnable, input, request, options).then((result) =>
       result.ok && result.output.length > this.maxOutputBytes
         ? {
           ok: false,

@@ -54,7 +54,14 @@ import {
   SUBMIT,
 } from "./_pool_internals.ts";
 import type { DoneMessage, FromWorker, JobLog, ToWorker } from "./_protocol.ts";
-import type { RequestInfo, RunnableLogFields, RunnableLogLevel, RunResult } from "./runnable.ts";
+import type {
+  JobCancellation,
+  RequestInfo,
+  RunnableLogFields,
+  RunnableLogLevel,
+  RunOptions,
+  RunResult,
+} from "./runnable.ts";
 import { errorReply } from "./_call_reply.ts";
 import { isCacheCall, serveCacheCall } from "./_cache_call.ts";
 import { isDatabaseCall, serveDatabaseCall } from "./_database_call.ts";
@@ -163,9 +170,11 @@ interface Job {
   /** The caller passed the request's body as the input. */
   bodyIsInput: boolean;
   signal: AbortSignal | undefined;
+  cancellation: JobCancellation | undefined;
   resolve(result: RunResult): void;
   reject(error: unknown): void;
   settled: boolean;
+  /** Listens to `signal`, if any. */
   onAbort: (() => void) | undefined;
   /** The worker whose batch holds the job, until its answer is read. */
   slot: Slot | undefined;
@@ -347,7 +356,7 @@ export class RunnablePool {
    * @param runnable the compiled runnable and its limits
    * @param input the job's input, or a streamed one (its size checked by `Runnable.run`)
    * @param request the request it serves
-   * @param signal aborts the job
+   * @param options what aborts or cancels the job
    * @returns the job's result
    * @ignore internal to src/wasm/ (the symbol is not exported)
    */
@@ -355,10 +364,11 @@ export class RunnablePool {
     runnable: PoolRunnable,
     input: Uint8Array | StreamedInput,
     request: RequestInfo | undefined,
-    signal: AbortSignal | undefined,
+    { signal, cancellation }: RunOptions,
   ): Promise<RunResult> {
     if (this.#closed) return Promise.reject(new Error("the runnable pool was closed"));
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (cancellation?.reason) return Promise.reject(cancellation.reason);
     const whole = input instanceof Uint8Array;
     return new Promise((resolve, reject) => {
       const job: Job = {
@@ -371,6 +381,7 @@ export class RunnablePool {
         // A streamed input is the request's body: the instance's memory holds it once.
         bodyIsInput: whole ? request?.body === input : request !== undefined,
         signal,
+        cancellation,
         resolve,
         reject,
         settled: false,
@@ -383,9 +394,10 @@ export class RunnablePool {
       };
       if (job.inline) this.#inlineWaiting++;
       if (signal) {
-        job.onAbort = () => this.#abort(job);
+        job.onAbort = () => this.#abort(job, signal.reason);
         signal.addEventListener("abort", job.onAbort, { once: true });
       }
+      cancellation?.onCancel((reason) => this.#abort(job, reason));
       this.#queue.push(job);
       // Jobs submitted in the same turn of the event loop (e.g. the INVOKEs of one channel
       // frame) go out together, in as few batches as workers: one wakeup each, not one per job.
@@ -822,8 +834,8 @@ export class RunnablePool {
     this.#pump();
   }
 
-  #abort(job: Job): void {
-    const outcome = { error: job.signal!.reason };
+  #abort(job: Job, reason: unknown): void {
+    const outcome = { error: reason };
     const queued = this.#queue.indexOf(job);
     if (queued !== -1) {
       this.#queue.splice(queued, 1);
@@ -915,6 +927,7 @@ export class RunnablePool {
     if (job.settled) return;
     job.settled = true;
     if (job.onAbort) job.signal!.removeEventListener("abort", job.onAbort);
+    job.cancellation?.onCancel(undefined);
     job.stream?.close();
     if ("error" in outcome) job.reject(outcome.error);
     else job.resolve(outcome.result);
