@@ -238,6 +238,21 @@ Deno.test("a module that drops a data segment gets a fresh instance for every jo
   for (const result of results) assert.equal(output(result), "count 1,1");
 });
 
+Deno.test("Runnable.run copies its input: the caller may overwrite it at once, and jobs of one turn keep their own", async () => {
+  using hello = await load(HELLO_FILE, "helloworld-rs");
+  const inputs = Array.from({ length: 20 }, (_, i) => encoder.encode(`friend ${i}`));
+  // Submitted in one turn: they run later, after the caller has overwritten every input.
+  const jobs = inputs.map((input) => hello.run(input));
+  for (const input of inputs) input.fill(0x3f);
+  const answers = (await Promise.all(jobs)).map(output);
+  assert.deepEqual(answers, inputs.map((_, i) => `hello, friend ${i}`));
+  // Inputs above the small-copy size are copied too.
+  const large = encoder.encode("x".repeat(5000));
+  const job = hello.run(large);
+  large.fill(0x3f);
+  assert.equal(output(await job), `hello, ${"x".repeat(5000)}`);
+});
+
 Deno.test("helloworld-rs answers every job of a long run from a clean state", async () => {
   using hello = await load(HELLO_FILE, "helloworld-rs", { concurrency: 1 });
   for (let i = 0; i < 50; i++) assert.equal(output(await run(hello, `${i}`)), `hello, ${i}`);

@@ -73,6 +73,7 @@ import type { CacheBackend, DatabaseBackend, StaticFiles } from "./host_services
 import { RunnableCache } from "./runnable_cache.ts";
 import { workerUrl } from "./_worker_source.ts";
 import { InlineLane, MAX_INLINE_INPUT } from "./_inline_lane.ts";
+import { allocBytes } from "../wire/mod.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 2;
@@ -374,8 +375,9 @@ export class RunnablePool {
       const job: Job = {
         id: this.#jobId(),
         runnable,
-        // A copy of our own: the caller may reuse theirs before the job is handed over.
-        input: whole ? input.slice() : EMPTY,
+        // A copy of our own: the caller may reuse theirs before the job is handed over. A
+        // small one is cut from a shared slab: no ArrayBuffer of its own per job.
+        input: whole ? copyBytes(input) : EMPTY,
         stream: whole ? undefined : new InputStream(input),
         request,
         // A streamed input is the request's body: the instance's memory holds it once.
@@ -592,7 +594,8 @@ export class RunnablePool {
         const request = record.request && job.stream
           ? { ...record.request, body: EMPTY }
           : record.request;
-        this.#post(slot, { kind: "payload", jobId: job.id, input, request });
+        // Its own buffer: a message would clone all of a slab the input was cut from.
+        this.#post(slot, { kind: "payload", jobId: job.id, input: input.slice(), request });
         channel.add(record, true);
       }
       job.slot = slot;
@@ -963,6 +966,13 @@ export class RunnablePool {
       // A failing logger must not take the pool down; the message is lost.
     }
   }
+}
+
+/** A copy of `bytes`, cut from a slab if it is small (see allocBytes). */
+function copyBytes(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const copy = allocBytes(bytes.length);
+  copy.set(bytes);
+  return copy;
 }
 
 /** `reply`, or an error reply if it is more than a host call's reply can carry. */
