@@ -39,6 +39,7 @@ import {
   type RunnableLogLevel,
   StaticDir,
 } from "./wasm/mod.ts";
+import { allocBytes } from "./wire/mod.ts";
 
 /** Exit status when trust is refused on either side: retrying would not help. */
 const EXIT_TRUST_REFUSED = 2;
@@ -256,6 +257,8 @@ await runService("sat", COMMAND, async (flags, log) => {
       log[level](message, fields),
     ...sandboxOptions(flags),
     staticFiles: await staticFiles(flags),
+    // Each output is copied on into a RESULT at once: it need not own a buffer.
+    allocOutput: allocBytes,
   };
   const pinnedDir = flags.runnables as string | undefined;
   // With --runnables the edge runs only its own copies; else what the trusted proxy delivers.

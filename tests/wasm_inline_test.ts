@@ -96,6 +96,34 @@ Deno.test("the inline lane takes inputs of at most 64 KiB, whole", async () => {
   assert.equal(pool.inlineJobs, before + 1);
 });
 
+Deno.test("allocOutput makes the array of every output, from the inline lane or a worker", async () => {
+  // Arrays at an offset into buffers of their own: not what the default would make.
+  const made = new Set<Uint8Array>();
+  const allocOutput = (size: number) => {
+    const array = new Uint8Array(new ArrayBuffer(size + 16), 16, size);
+    made.add(array);
+    return array;
+  };
+  using pool = new RunnablePool({ concurrency: 1 });
+  using hello = await load(HELLO_FILE, "helloworld-rs", { pool, allocOutput });
+  using echo = await load(ECHO_FILE, "echo", { pool, allocOutput });
+  await warmLane(pool, hello);
+
+  const before = pool.inlineJobs;
+  const inline = await run(hello, "my friend");
+  assert.equal(pool.inlineJobs, before + 1);
+  const large = new Uint8Array(64 * 1024 + 1).fill(0x61);
+  const fromWorker = await echo.run(large);
+  assert.equal(pool.inlineJobs, before + 1, "the large job ran in the worker");
+  const expected = [encoder.encode("hello, my friend"), large];
+  [inline, fromWorker].forEach((result, i) => {
+    assert.ok(result.ok);
+    assert.deepEqual(result.output, expected[i]);
+    assert.ok(made.has(result.output), `output ${i} is an array allocOutput made`);
+    assert.equal(result.output.byteOffset, 16);
+  });
+});
+
 Deno.test("the inline lane never takes a module that imports fetch_url or cache_*", async () => {
   using pool = new RunnablePool({ concurrency: 1 });
   using hello = await load(HELLO_FILE, "helloworld-rs", { pool });

@@ -53,6 +53,7 @@ import {
   START_EXPORT,
 } from "./_instrument.ts";
 import type { JobLog, RunnableSpec } from "./_protocol.ts";
+import { copyBytes } from "../wire/mod.ts";
 import { type CallOutcome, decodeReply, messageOf, replyError } from "./_call_reply.ts";
 import { encodeCacheCall } from "./_cache_call.ts";
 import { encodeDatabaseCall } from "./_database_call.ts";
@@ -132,6 +133,8 @@ export function isSupportedImport(from: string, name: string): boolean {
 export interface JobStateOptions {
   /** Someone reads the job's logs (default true). */
   keepsLogs?: boolean;
+  /** Makes the array the output is copied into (default: a new Uint8Array). */
+  allocOutput?: (size: number) => Uint8Array<ArrayBuffer>;
   /**
    * Makes a synchronous call to the pool (the cache, fetch), waiting at most `timeoutMs` for the
    * reply (a default if omitted); without it the cache and fetch are unavailable.
@@ -179,12 +182,14 @@ export class JobState {
   droppedLogs = 0;
   /** Whether anyone reads this job's logs; if not, `log_msg` costs no decoding. */
   readonly keepsLogs: boolean;
+  readonly allocOutput: ((size: number) => Uint8Array<ArrayBuffer>) | undefined;
   #logBytes = 0;
 
   constructor(ident: number, request: RequestInfo | undefined, options: JobStateOptions = {}) {
     this.ident = ident;
     this.request = request;
     this.keepsLogs = options.keepsLogs ?? true;
+    this.allocOutput = options.allocOutput;
     this.hostCall = options.hostCall;
     this.readInput = options.readInput;
   }
@@ -608,7 +613,9 @@ export class RunnableInstance {
     const env: Record<string, WebAssembly.ImportValue> = {
       return_result: (ptr: number, size: number, ident: number) => {
         const job = this.#jobFor(ident, "return_result");
-        if (job) job.result = { ok: true, output: this.#bytes(ptr, size, "return_result").slice() };
+        if (!job) return;
+        const bytes = this.#bytes(ptr, size, "return_result");
+        job.result = { ok: true, output: copyBytes(bytes, job.allocOutput) };
       },
       return_error: (code: number, ptr: number, size: number, ident: number) => {
         const job = this.#jobFor(ident, "return_error");

@@ -300,7 +300,10 @@ export class InlineLane {
     if (!instance) return undefined;
     // A copy: request_set_field changes the job's request, not the caller's.
     const own = runnable.readsRequest && request ? { ...request } : undefined;
-    const job = new JobState(randomIdent(), own, { keepsLogs: runnable.log !== undefined });
+    const job = new JobState(randomIdent(), own, {
+      keepsLogs: runnable.log !== undefined,
+      allocOutput: runnable.allocOutput,
+    });
     const first = !this.#warm.has(key);
     this.#warm.add(key);
     const budgetMs = Math.min(

@@ -62,6 +62,7 @@
 
 import type { JobLog } from "./_protocol.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
+import { copyBytes } from "../wire/mod.ts";
 
 /** Most jobs in one batch. */
 export const MAX_BATCH = 64;
@@ -376,8 +377,12 @@ export class PoolChannel {
     Atomics.notify(this.#words, DONE);
   }
 
-  /** Reads the next answer; call only while fewer answers were read than {@linkcode answered}. */
-  read(): Answer {
+  /**
+   * Reads the next answer; call only while fewer answers were read than {@linkcode answered}.
+   *
+   * @param allocOutput makes the array an output is copied into (default: a new one)
+   */
+  read(allocOutput?: (size: number) => Uint8Array<ArrayBuffer>): Answer {
     const cursor = this.#answers;
     const jobId = cursor.u32();
     const kind = cursor.u8();
@@ -388,7 +393,10 @@ export class PoolChannel {
     if (kind === KIND_OK) {
       // A copy of its own for the caller: the buffer is reused by the next batch.
       const length = cursor.u32();
-      result = { ok: true, output: cursor.bytes.slice(cursor.pos, cursor.pos + length) };
+      result = {
+        ok: true,
+        output: copyBytes(cursor.bytes.subarray(cursor.pos, cursor.pos + length), allocOutput),
+      };
       cursor.pos += length;
       const headers = cursor.string();
       if (headers !== "") result.headers = JSON.parse(headers) as Record<string, string>;

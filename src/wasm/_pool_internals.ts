@@ -37,6 +37,8 @@ export interface PoolRunnable extends RunnableSpec {
    * short jobs may run on the pool's own thread.
    */
   inlineable: boolean;
+  /** Makes the array an output is copied into; a new Uint8Array if undefined. */
+  allocOutput: ((size: number) => Uint8Array<ArrayBuffer>) | undefined;
 }
 
 /**

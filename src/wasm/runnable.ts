@@ -107,6 +107,13 @@ export interface RunnableOptions extends RunnablePoolOptions {
    */
   maxOutputBytes?: number;
   /**
+   * Makes the array each output is copied into, given its size (default: a new Uint8Array, its
+   * buffer the output's own). A service that copies every output on at once, as the sat does
+   * into its RESULT messages, can pass one that cuts small arrays from a shared buffer
+   * (`allocBytes` of src/wire/): no ArrayBuffer per job.
+   */
+  allocOutput?: (size: number) => Uint8Array<ArrayBuffer>;
+  /**
    * Receives the module's `log_msg` calls, after the job (at most 100 messages and 64 KiB per
    * job), and the pool's messages about the runnable. Default: dropped.
    */
@@ -326,6 +333,7 @@ export class Runnable {
       secrets: secrets ?? pool.secrets,
       fetch,
       inlineable: isInlineable(module),
+      allocOutput: options.allocOutput,
     };
     return new Runnable(runnable, pool, unsupported, maxOutputBytes);
   }

@@ -73,7 +73,7 @@ import type { CacheBackend, DatabaseBackend, StaticFiles } from "./host_services
 import { RunnableCache } from "./runnable_cache.ts";
 import { workerUrl } from "./_worker_source.ts";
 import { InlineLane, MAX_INLINE_INPUT } from "./_inline_lane.ts";
-import { allocBytes } from "../wire/mod.ts";
+import { allocBytes, copyBytes } from "../wire/mod.ts";
 
 /** Workers a pool runs at most, unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 2;
@@ -377,7 +377,7 @@ export class RunnablePool {
         runnable,
         // A copy of our own: the caller may reuse theirs before the job is handed over. A
         // small one is cut from a shared slab: no ArrayBuffer of its own per job.
-        input: whole ? copyBytes(input) : EMPTY,
+        input: whole ? copyBytes(input, allocBytes) : EMPTY,
         stream: whole ? undefined : new InputStream(input),
         request,
         // A streamed input is the request's body: the instance's memory holds it once.
@@ -728,7 +728,7 @@ export class RunnablePool {
     const done = channel.answered();
     while (slot.answered < done) {
       const job = slot.batch[slot.answered++];
-      const answer = channel.read();
+      const answer = channel.read(job?.runnable.allocOutput);
       if (!job || answer.kind === "skipped") continue;
       job.slot = undefined;
       this.#clearTimers(job);
@@ -966,13 +966,6 @@ export class RunnablePool {
       // A failing logger must not take the pool down; the message is lost.
     }
   }
-}
-
-/** A copy of `bytes`, cut from a slab if it is small (see allocBytes). */
-function copyBytes(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  const copy = allocBytes(bytes.length);
-  copy.set(bytes);
-  return copy;
 }
 
 /** `reply`, or an error reply if it is more than a host call's reply can carry. */

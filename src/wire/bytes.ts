@@ -63,6 +63,24 @@ export function allocBytes(size: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * A copy of `bytes` in an array made by `alloc` (such as {@linkcode allocBytes}), or by default
+ * in a new array of its own.
+ *
+ * @example
+ * ```ts
+ * const mine = copyBytes(received, allocBytes); // the caller may now reuse `received`
+ * ```
+ */
+export function copyBytes(
+  bytes: Uint8Array,
+  alloc: (size: number) => Uint8Array<ArrayBuffer> = (size) => new Uint8Array(size),
+): Uint8Array<ArrayBuffer> {
+  const copy = alloc(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
 const lenientUtf8 = new TextDecoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
