@@ -4,6 +4,7 @@ import {
   BatchedFrameWriter,
   concatBytes,
   ConnTransport,
+  copyBytes,
   DATA_HEADER_LEN,
   decodeUtf8Strict,
   encodeDataFrame,
@@ -235,6 +236,20 @@ Deno.test("decodeUtf8Strict decodes exactly as a fatal TextDecoder, and throws w
       `${bytes}`,
     );
   }
+});
+
+Deno.test("copyBytes copies into a buffer of its own, or into what the allocator gives", () => {
+  const source = Uint8Array.of(1, 2, 3, 4, 5).subarray(1, 4);
+  const own = copyBytes(source);
+  assert.deepEqual([...own], [2, 3, 4]);
+  assert.equal(own.byteOffset, 0);
+  assert.equal(own.buffer.byteLength, 3);
+  const cut = copyBytes(source, allocBytes);
+  assert.deepEqual([...cut], [2, 3, 4]);
+  assert.ok(cut.buffer.byteLength > 3, "a view of a slab");
+  source.fill(9);
+  assert.deepEqual([...own], [2, 3, 4], "copies, not views of the source");
+  assert.deepEqual([...cut], [2, 3, 4]);
 });
 
 Deno.test("allocBytes hands out zeroed, separate arrays; small ones share slabs, large ones not", () => {

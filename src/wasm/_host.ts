@@ -53,7 +53,7 @@ import {
   START_EXPORT,
 } from "./_instrument.ts";
 import type { JobLog, RunnableSpec } from "./_protocol.ts";
-import { copyBytes } from "../wire/mod.ts";
+import { type ByteAllocator, copyBytes } from "../wire/mod.ts";
 import { type CallOutcome, decodeReply, messageOf, replyError } from "./_call_reply.ts";
 import { encodeCacheCall } from "./_cache_call.ts";
 import { encodeDatabaseCall } from "./_database_call.ts";
@@ -134,7 +134,7 @@ export interface JobStateOptions {
   /** Someone reads the job's logs (default true). */
   keepsLogs?: boolean;
   /** Makes the array the output is copied into (default: a new Uint8Array). */
-  allocOutput?: (size: number) => Uint8Array<ArrayBuffer>;
+  allocOutput?: ByteAllocator;
   /**
    * Makes a synchronous call to the pool (the cache, fetch), waiting at most `timeoutMs` for the
    * reply (a default if omitted); without it the cache and fetch are unavailable.
@@ -182,7 +182,7 @@ export class JobState {
   droppedLogs = 0;
   /** Whether anyone reads this job's logs; if not, `log_msg` costs no decoding. */
   readonly keepsLogs: boolean;
-  readonly allocOutput: ((size: number) => Uint8Array<ArrayBuffer>) | undefined;
+  readonly allocOutput: ByteAllocator | undefined;
   #logBytes = 0;
 
   constructor(ident: number, request: RequestInfo | undefined, options: JobStateOptions = {}) {

@@ -62,7 +62,7 @@
 
 import type { JobLog } from "./_protocol.ts";
 import type { RequestInfo, RunResult } from "./runnable.ts";
-import { copyBytes } from "../wire/mod.ts";
+import { type ByteAllocator, copyBytes } from "../wire/mod.ts";
 
 /** Most jobs in one batch. */
 export const MAX_BATCH = 64;
@@ -382,7 +382,7 @@ export class PoolChannel {
    *
    * @param allocOutput makes the array an output is copied into (default: a new one)
    */
-  read(allocOutput?: (size: number) => Uint8Array<ArrayBuffer>): Answer {
+  read(allocOutput?: ByteAllocator): Answer {
     const cursor = this.#answers;
     const jobId = cursor.u32();
     const kind = cursor.u8();

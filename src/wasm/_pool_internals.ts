@@ -8,6 +8,7 @@
 import type { FetchPolicy } from "./_fetch_call.ts";
 import type { RunnableSpec } from "./_protocol.ts";
 import type { RunnableLog } from "./runnable.ts";
+import type { ByteAllocator } from "../wire/mod.ts";
 
 /**
  * `pool[SUBMIT](runnable, input, request, options)`: queues one job; `input` a Uint8Array or a
@@ -38,7 +39,7 @@ export interface PoolRunnable extends RunnableSpec {
    */
   inlineable: boolean;
   /** Makes the array an output is copied into; a new Uint8Array if undefined. */
-  allocOutput: ((size: number) => Uint8Array<ArrayBuffer>) | undefined;
+  allocOutput: ByteAllocator | undefined;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   SUBMIT,
 } from "./_pool_internals.ts";
 import { RunnableError } from "./runnable_error.ts";
+import type { ByteAllocator } from "../wire/mod.ts";
 import { RunnablePool, type RunnablePoolOptions } from "./runnable_pool.ts";
 
 /** A job's time limit unless told otherwise: 10 s. */
@@ -112,7 +113,7 @@ export interface RunnableOptions extends RunnablePoolOptions {
    * into its RESULT messages, can pass one that cuts small arrays from a shared buffer
    * (`allocBytes` of src/wire/): no ArrayBuffer per job.
    */
-  allocOutput?: (size: number) => Uint8Array<ArrayBuffer>;
+  allocOutput?: ByteAllocator;
   /**
    * Receives the module's `log_msg` calls, after the job (at most 100 messages and 64 KiB per
    * job), and the pool's messages about the runnable. Default: dropped.

@@ -63,6 +63,9 @@ export function allocBytes(size: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** Makes a zeroed array of `size` bytes: `allocBytes`, or `(size) => new Uint8Array(size)`. */
+export type ByteAllocator = (size: number) => Uint8Array<ArrayBuffer>;
+
 /**
  * A copy of `bytes` in an array made by `alloc` (such as {@linkcode allocBytes}), or by default
  * in a new array of its own.
@@ -74,7 +77,7 @@ export function allocBytes(size: number): Uint8Array<ArrayBuffer> {
  */
 export function copyBytes(
   bytes: Uint8Array,
-  alloc: (size: number) => Uint8Array<ArrayBuffer> = (size) => new Uint8Array(size),
+  alloc: ByteAllocator = (size) => new Uint8Array(size),
 ): Uint8Array<ArrayBuffer> {
   const copy = alloc(bytes.length);
   copy.set(bytes);

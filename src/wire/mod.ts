@@ -44,4 +44,11 @@ export {
   WRITE_BATCH_LEN,
   writeU32,
 } from "./relay_protocol.ts";
-export { allocBytes, concatBytes, copyBytes, decodeUtf8Strict, MAX_SLAB_ALLOC } from "./bytes.ts";
+export {
+  allocBytes,
+  type ByteAllocator,
+  concatBytes,
+  copyBytes,
+  decodeUtf8Strict,
+  MAX_SLAB_ALLOC,
+} from "./bytes.ts";
