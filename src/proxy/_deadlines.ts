@@ -21,7 +21,7 @@ export interface Deadline {
 /** Deadlines of `ms` each, in arrival order. */
 export class Deadlines {
   readonly #ms: number;
-  #entries: Entry[] = [];
+  #entries: (Entry | undefined)[] = [];
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -49,7 +49,10 @@ export class Deadlines {
 
   /** Drops finished entries from the front; stops the timer when none is left. */
   #trim(): void {
-    while (this.#head < this.#entries.length && !this.#entries[this.#head]!.fire) this.#head++;
+    const entries = this.#entries;
+    while (this.#head < entries.length && !entries[this.#head]!.fire) {
+      entries[this.#head++] = undefined;
+    }
     if (this.#head === this.#entries.length) {
       this.#entries = [];
       this.#head = 0;
@@ -70,7 +73,7 @@ export class Deadlines {
       while (this.#head < this.#entries.length) {
         const entry = this.#entries[this.#head]!;
         if (entry.fire && entry.at > now) break;
-        this.#head++;
+        this.#entries[this.#head++] = undefined;
         const fire = entry.fire;
         entry.fire = undefined;
         fire?.();
