@@ -49,6 +49,37 @@ Deno.test("a metric keeps at most MAX_SERIES label sets; the rest count as other
   assert.equal(paths.get({ path: "other" }), 500);
 });
 
+Deno.test("each label set has its own series, however its values share prefixes", () => {
+  const metrics = new MetricsRegistry();
+  const requests = metrics.counter("stratos_sets_total", "Sets.", ["route", "method", "status"]);
+  const sets: Record<string, string>[] = [
+    { route: "/a", method: "GET", status: "200" },
+    { route: "/a", method: "GET", status: "500" },
+    { route: "/a", method: "POST", status: "200" },
+    { route: "/b", method: "GET", status: "200" },
+    { route: "/a\u0000GET", method: "", status: "200" },
+    { route: "/a", method: "GET" }, // a missing label counts as ""
+  ];
+  for (let round = 1; round <= 3; round++) {
+    sets.forEach((labels, i) => requests.inc(labels, i + 1));
+  }
+  sets.forEach((labels, i) => assert.equal(requests.get(labels), 3 * (i + 1)));
+  assert.equal(requests.get({ route: "/a", method: "GET", status: "" }), 18);
+  const none = metrics.counter("stratos_none_total", "No labels.");
+  none.inc();
+  none.inc({}, 2);
+  assert.equal(none.get(), 3);
+  // Past MAX_SERIES, new label sets of a multi-label metric fold into one "other" series.
+  for (let i = 0; i < MAX_SERIES; i++) {
+    requests.inc({ route: `/r${i}`, method: "GET", status: "200" });
+  }
+  const other = { route: "other", method: "other", status: "other" };
+  assert.equal(requests.get(other), sets.length);
+  assert.equal(requests.get(sets[1]!), 6);
+  requests.inc(sets[1]!);
+  assert.equal(requests.get(sets[1]!), 7);
+});
+
 Deno.test("/health is live, /ready says why not, /metrics is text, others are not ours", async () => {
   const metrics = new MetricsRegistry();
   let reason: string | undefined = "no sat is attached";

@@ -70,30 +70,54 @@ abstract class Metric {
 
   abstract get type(): string;
 
-  /** The series key of `labels` (on every observation: no array, no join). */
-  #key(labels: Labels): string {
-    let key = "";
-    for (const name of this.labelNames) key += (labels[name] ?? "") + "\u0000";
-    return key;
-  }
+  /**
+   * The series by label value, one Map level per label name: a lookup by the values themselves
+   * (strings that mostly hash once), with no key string joined on every observation.
+   */
+  readonly #index = new Map<string, unknown>();
 
   /** The series for `labels`, made with `initial` the first time. */
   protected entry<T>(labels: Labels, initial: () => T): { labels: string; value: T } {
-    let key = this.#key(labels);
+    const names = this.labelNames;
+    const last = names.length - 1;
+    let level = this.#index;
+    for (let i = 0; i < last; i++) {
+      const next = level.get(labels[names[i]!] ?? "") as Map<string, unknown> | undefined;
+      if (next === undefined) return this.#add(labels, initial);
+      level = next;
+    }
+    const found = level.get(last < 0 ? "" : labels[names[last]!] ?? "");
+    return (found ?? this.#add(labels, initial)) as { labels: string; value: T };
+  }
+
+  /** Adds the series of `labels`, or finds the series "other" once there are too many. */
+  #add<T>(labels: Labels, initial: () => T): { labels: string; value: T } {
+    let values = labels;
+    let key = "";
+    for (const name of this.labelNames) key += (labels[name] ?? "") + "\u0000";
     let found = this.series.get(key);
+    if (!found && this.series.size >= MAX_SERIES) {
+      values = Object.fromEntries(this.labelNames.map((name) => [name, "other"]));
+      key = this.labelNames.map(() => "other\u0000").join("");
+      found = this.series.get(key);
+    }
     if (!found) {
-      let values = labels;
-      if (this.series.size >= MAX_SERIES) {
-        values = Object.fromEntries(this.labelNames.map((name) => [name, "other"]));
-        key = this.labelNames.map(() => "other\u0000").join("");
-        found = this.series.get(key);
+      const text = this.labelNames.map((name) => `${name}="${escapeLabel(values[name] ?? "")}"`)
+        .join(",");
+      found = { labels: text, value: initial() };
+      this.series.set(key, found);
+    }
+    if (values === labels) {
+      // Indexed by its own values (a value folded into "other" is looked up again each time).
+      let level = this.#index;
+      const names = this.labelNames;
+      for (let i = 0; i < names.length - 1; i++) {
+        const value = labels[names[i]!] ?? "";
+        let next = level.get(value) as Map<string, unknown> | undefined;
+        if (next === undefined) level.set(value, next = new Map());
+        level = next;
       }
-      if (!found) {
-        const text = this.labelNames.map((name) => `${name}="${escapeLabel(values[name] ?? "")}"`)
-          .join(",");
-        found = { labels: text, value: initial() };
-        this.series.set(key, found);
-      }
+      level.set(names.length === 0 ? "" : labels[names[names.length - 1]!] ?? "", found);
     }
     return found as { labels: string; value: T };
   }
