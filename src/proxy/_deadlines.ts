@@ -47,19 +47,21 @@ export class Deadlines {
     };
   }
 
-  /** Drops finished entries from the front; stops the timer when none is left. */
+  /**
+   * Drops finished entries from the front. An empty queue leaves the timer as it is: when it
+   * fires with nothing due it is not armed again, so a burst of requests that all finish arms
+   * it once, not once per burst (a timer costs about a microsecond to arm and clear).
+   */
   #trim(): void {
     const entries = this.#entries;
     while (this.#head < entries.length && !entries[this.#head]!.fire) {
       entries[this.#head++] = undefined;
     }
-    if (this.#head === this.#entries.length) {
+    if (this.#head === entries.length) {
       this.#entries = [];
       this.#head = 0;
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
-      this.#entries = this.#entries.slice(this.#head);
+    } else if (this.#head > 1024 && this.#head * 2 > entries.length) {
+      this.#entries = entries.slice(this.#head);
       this.#head = 0;
     }
   }
@@ -81,5 +83,7 @@ export class Deadlines {
       this.#trim();
       if (this.#timer === undefined && this.#head < this.#entries.length) this.#arm();
     }, Math.max(0, first.at - performance.now()));
+    // A timer left armed over an empty queue must not keep the process alive.
+    Deno.unrefTimer(this.#timer);
   }
 }
