@@ -49,6 +49,13 @@ function formatNumber(value: number): string {
   return Number.isNaN(value) ? "NaN" : String(value);
 }
 
+/** The key a metric's `series` map holds the series of `labels` under. */
+function seriesKey(labelNames: readonly string[], labels: Labels): string {
+  let key = "";
+  for (const name of labelNames) key += (labels[name] ?? "") + "\u0000";
+  return key;
+}
+
 /** What the metrics of a registry have in common. */
 abstract class Metric {
   readonly name: string;
@@ -93,12 +100,11 @@ abstract class Metric {
   /** Adds the series of `labels`, or finds the series "other" once there are too many. */
   #add<T>(labels: Labels, initial: () => T): { labels: string; value: T } {
     let values = labels;
-    let key = "";
-    for (const name of this.labelNames) key += (labels[name] ?? "") + "\u0000";
+    let key = seriesKey(this.labelNames, labels);
     let found = this.series.get(key);
     if (!found && this.series.size >= MAX_SERIES) {
       values = Object.fromEntries(this.labelNames.map((name) => [name, "other"]));
-      key = this.labelNames.map(() => "other\u0000").join("");
+      key = seriesKey(this.labelNames, values);
       found = this.series.get(key);
     }
     if (!found) {
@@ -151,9 +157,8 @@ export class Counter extends Metric {
 
   /** The current value of the series of `labels` (0 if never counted). */
   get(labels: Labels = {}): number {
-    let key = "";
-    for (const name of this.labelNames) key += (labels[name] ?? "") + "\u0000";
-    return (this.series.get(key)?.value as { n: number } | undefined)?.n ?? 0;
+    return (this.series.get(seriesKey(this.labelNames, labels))?.value as { n: number } | undefined)
+      ?.n ?? 0;
   }
 
   render(): string[] {
